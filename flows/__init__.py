@@ -1,0 +1,1 @@
+"""Prefect flows for the library's user management jobs; `python -m flows` is the command line."""

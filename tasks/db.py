@@ -1,0 +1,137 @@
+"""The library database: engine creation, URL handling and transactions.
+
+Every other module gets its engine from here, so the SQLite pragmas, the password masking and the
+"a write transaction locks before it reads" rule live in one place.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_DATABASE_URL = "sqlite:///data/library.db"
+
+
+class ConfigurationError(ValueError):
+    """Bad configuration: the CLI reports it with exit code 2."""
+
+
+def database_url() -> str:
+    """The configured library database: `DATABASE_URL`, else a Prefect Secret block, else the embedded default."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    block = os.environ.get("DATABASE_URL_SECRET_BLOCK")
+    if block:
+        from prefect.blocks.system import Secret
+
+        return Secret.load(block).get()
+    return DEFAULT_DATABASE_URL
+
+
+def mask_url(url: str) -> str:
+    """The URL as it may appear in logs and reports: never with its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
+
+
+def mask_secrets(text: str, url: str | None = None) -> str:
+    """Remove the password of `url` (and any user:password@ pair) from an arbitrary message."""
+    if url:
+        try:
+            password = make_url(url).password
+        except ArgumentError:
+            password = None
+        if password:
+            text = text.replace(str(password), "***")
+    return re.sub(r"(//[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
+
+
+_engines: dict[str, Engine] = {}
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """One engine per URL per process (engines own connection pools)."""
+    url = url or database_url()
+    engine = _engines.get(url)
+    if engine is None:
+        engine = _create_engine(url)
+        _engines[url] = engine
+    return engine
+
+
+def dispose_engines() -> None:
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"DATABASE_URL is not a valid SQLAlchemy URL: {mask_url(url)!r}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})
+        _configure_sqlite(engine)
+        return engine
+    if backend == "postgresql":
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    raise ConfigurationError(
+        f"DATABASE_URL uses {backend!r}; supported databases are sqlite and postgresql (postgresql+psycopg2)"
+    )
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling starts transactions lazily and cannot take the write lock
+    # up front; we take over BEGIN so a batch can read its guards and write under one lock.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA busy_timeout = 60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        if conn.get_execution_options().get("write_lock"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def is_sqlite(conn_or_engine: Connection | Engine) -> bool:
+    return conn_or_engine.dialect.name == "sqlite"
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine | None = None) -> Iterator[Connection]:
+    """One all-or-nothing transaction that holds the write lock from its first statement (SQLite)
+    so the guards it re-reads cannot change before it writes."""
+    engine = engine or get_engine()
+    with engine.connect().execution_options(write_lock=True) as conn:
+        with conn.begin():
+            yield conn
+
+
+@contextlib.contextmanager
+def read_connection(engine: Engine | None = None) -> Iterator[Connection]:
+    engine = engine or get_engine()
+    with engine.connect() as conn:
+        with conn.begin():
+            yield conn

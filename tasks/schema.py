@@ -1,0 +1,330 @@
+"""The library database schema: the one source of truth for SQLite and PostgreSQL.
+
+Tables are SQLAlchemy Core metadata so one definition creates both dialects; the jobs' statements
+live in sql/ and name these tables directly. `SCHEMA_VERSION` is recorded by `init-db`; an upgrade is
+a new entry in `UPGRADES` (idempotent `create_all` covers new tables and indexes).
+"""
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+# BIGINT ids on PostgreSQL, INTEGER PRIMARY KEY (the rowid) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Money = Numeric(12, 2, asdecimal=True)
+
+
+def _pk() -> Column:
+    return Column("id", Id, primary_key=True, autoincrement=True)
+
+
+def _owner(nullable: bool = False) -> Column:
+    return Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=nullable, index=True)
+
+
+def _segment_type() -> Column:
+    return Column("segment_type", String(8), CheckConstraint("segment_type IN ('Internal', 'External')"))
+
+
+schema_info = Table(
+    "schema_info",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
+# Every administrator code table in one place: (table, code) -> description.
+codes = Table(
+    "codes",
+    metadata,
+    Column("code_table", String(32), primary_key=True),
+    Column("code", String(64), primary_key=True),
+    Column("description", String(255), nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    _pk(),
+    # NULL only for a purged user whose primary id was removed by the delete-user policy.
+    Column("primary_id", String(255), unique=True),
+    Column("first_name", String(255)),
+    Column("middle_name", String(255)),
+    Column("last_name", String(255)),
+    Column("user_group", String(64)),
+    Column("record_type", String(16)),
+    Column("account_type", String(16), nullable=False, server_default="EXTERNAL"),
+    Column("status", String(16)),
+    Column("expiry_date", Date),
+    Column("purge_date", Date),
+    Column("birth_date", Date),
+    Column("external_id", String(64)),
+    Column("protected", Boolean, nullable=False, server_default="0"),
+    # Set when the purge job removed the user; the row then holds only what the policy keeps.
+    Column("purged_at", DateTime),
+    Column("purge_policy", String(32)),
+    CheckConstraint("account_type IN ('INTERNAL', 'EXTERNAL')", name="users_account_type"),
+)
+Index("ix_users_purge_date", users.c.purge_date)
+Index("ix_users_purged_at", users.c.purged_at)
+Index("ix_users_user_group", users.c.user_group)
+
+user_identifiers = Table(
+    "user_identifiers",
+    metadata,
+    _pk(),
+    _owner(),
+    Column("id_type", String(64), nullable=False),
+    Column("value", String(255), nullable=False),
+    Column("status", String(16)),
+    Column("note", Text),
+    _segment_type(),
+    UniqueConstraint("id_type", "value", name="uq_user_identifiers_type_value"),
+)
+
+user_addresses = Table(
+    "user_addresses",
+    metadata,
+    _pk(),
+    _owner(),
+    Column("line1", String(255)),
+    Column("line2", String(255)),
+    Column("line3", String(255)),
+    Column("line4", String(255)),
+    Column("line5", String(255)),
+    Column("city", String(255)),
+    Column("state_province", String(255)),
+    Column("postal_code", String(64)),
+    Column("country", String(64)),
+    Column("address_note", Text),
+    Column("start_date", Date),
+    Column("end_date", Date),
+    # Alma allows several types per address; stored as a comma-separated list of codes.
+    Column("address_types", String(255)),
+    Column("preferred", Boolean, nullable=False, server_default="0"),
+    _segment_type(),
+)
+
+user_emails = Table(
+    "user_emails",
+    metadata,
+    _pk(),
+    _owner(),
+    Column("email_address", String(255), nullable=False),
+    Column("description", Text),
+    Column("email_types", String(255)),
+    Column("preferred", Boolean, nullable=False, server_default="0"),
+    _segment_type(),
+)
+
+user_phones = Table(
+    "user_phones",
+    metadata,
+    _pk(),
+    _owner(),
+    Column("phone_number", String(64), nullable=False),
+    Column("phone_types", String(255)),
+    Column("preferred", Boolean, nullable=False, server_default="0"),
+    Column("preferred_sms", Boolean, nullable=False, server_default="0"),
+    _segment_type(),
+)
+
+user_notes = Table(
+    "user_notes",
+    metadata,
+    _pk(),
+    _owner(),
+    Column("note_type", String(64)),
+    Column("note_text", Text),
+    Column("user_viewable", Boolean, nullable=False, server_default="0"),
+    Column("popup_note", Boolean, nullable=False, server_default="0"),
+    Column("created_by", String(255)),
+    Column("created_date", DateTime),
+    _segment_type(),
+)
+
+user_attachments = Table(
+    "user_attachments",
+    metadata,
+    _pk(),
+    _owner(),
+    Column("file_name", String(255), nullable=False),
+    Column("type", String(128)),
+    Column("notes", Text),
+    Column("content", LargeBinary),
+)
+
+user_roles = Table(
+    "user_roles",
+    metadata,
+    _pk(),
+    _owner(),
+    Column("role_type", String(16), nullable=False),
+    Column("scope", String(64), nullable=False, server_default=""),
+    Column("status", String(16)),
+    UniqueConstraint("user_id", "role_type", "scope", name="uq_user_roles_user_role_scope"),
+)
+
+user_blocks = Table(
+    "user_blocks",
+    metadata,
+    _pk(),
+    _owner(),
+    Column("block_type", String(64)),
+    Column("block_description", String(64)),
+    Column("block_status", String(16)),
+    Column("block_note", Text),
+    Column("created_by", String(255)),
+    Column("created_date", DateTime),
+    Column("expiry_date", Date),
+    _segment_type(),
+)
+
+user_statistics = Table(
+    "user_statistics",
+    metadata,
+    _pk(),
+    _owner(),
+    Column("statistic_category", String(64)),
+    Column("category_type", String(64)),
+    Column("statistic_note", Text),
+    _segment_type(),
+)
+
+# "user_id is a proxy for proxy_for_primary_id" (Alma's proxy_for_user on the proxy's record).
+user_proxies = Table(
+    "user_proxies",
+    metadata,
+    _pk(),
+    _owner(),
+    Column("proxy_for_primary_id", String(255), nullable=False, index=True),
+)
+
+# Fulfillment: kept under the keep-* delete-user policies (attached to the anonymised user row).
+loans = Table(
+    "loans",
+    metadata,
+    _pk(),
+    _owner(),
+    Column("loan_id", String(64), nullable=False, unique=True),
+    Column("item_barcode", String(64)),
+    Column("title", Text),
+    Column("loan_date", DateTime),
+    Column("due_date", DateTime),
+    Column("return_date", DateTime),
+    Column("loan_status", String(16), nullable=False),
+    Column("process_status", String(32)),
+    Column("library", String(64)),
+    CheckConstraint("loan_status IN ('ACTIVE', 'COMPLETE')", name="loans_status"),
+)
+Index("ix_loans_active", loans.c.user_id, loans.c.loan_status, loans.c.due_date)
+
+requests = Table(
+    "requests",
+    metadata,
+    _pk(),
+    _owner(),
+    Column("request_id", String(64), nullable=False, unique=True),
+    Column("request_type", String(32)),
+    Column("request_status", String(16), nullable=False),
+    Column("title", Text),
+    Column("request_date", Date),
+    Column("pickup_location_library", String(64)),
+)
+Index("ix_requests_active", requests.c.user_id, requests.c.request_status)
+
+fees = Table(
+    "fees",
+    metadata,
+    _pk(),
+    _owner(),
+    Column("fee_id", String(64), nullable=False, unique=True),
+    Column("fee_type", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("balance", Money, nullable=False),
+    Column("original_amount", Money, nullable=False),
+    Column("creation_time", DateTime),
+    Column("comment", Text),
+    Column("owner", String(64)),
+    Column("barcode", String(64)),
+    Column("title", Text),
+    CheckConstraint("status IN ('ACTIVE', 'CLOSED', 'INDISPUTE')", name="fees_status"),
+    CheckConstraint("balance >= 0", name="fees_balance_not_negative"),
+)
+Index("ix_fees_active", fees.c.user_id, fees.c.status)
+
+# The ledger: a fee's balance is always original_amount minus the sum of its transactions.
+fee_transactions = Table(
+    "fee_transactions",
+    metadata,
+    _pk(),
+    Column("fee_id", Id, ForeignKey("fees.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("type", String(32), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("reason", String(64)),
+    Column("comment", Text),
+    Column("transaction_time", DateTime),
+    Column("job_run_id", String(64), index=True),
+)
+
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("job", String(64), nullable=False),
+    Column("flow_run_id", String(64)),
+    Column("status", String(32), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("as_of", Date),
+    Column("parameters", Text, nullable=False),
+    Column("summary", Text),
+    Column("report", Text),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("approved_by", String(255)),
+    Column("approval_note", Text),
+    Column("error", Text),
+)
+Index("ix_job_runs_job_started", job_runs.c.job, job_runs.c.started_at)
+
+# What happened to whom. user_id is the surrogate key, so the audit trail of a purged user names
+# nobody once the policy has removed the primary id.
+job_events = Table(
+    "job_events",
+    metadata,
+    _pk(),
+    Column("run_id", String(64), ForeignKey("job_runs.run_id"), nullable=False, index=True),
+    Column("event", String(32), nullable=False),
+    Column("user_id", Id, index=True),
+    Column("fee_id", Id),
+    Column("amount", Money),
+    Column("details", Text),
+    Column("created_at", DateTime, nullable=False),
+)
