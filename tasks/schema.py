@@ -18,7 +18,6 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
-    Numeric,
     String,
     Table,
     Text,
@@ -31,7 +30,9 @@ metadata = MetaData()
 
 # BIGINT ids on PostgreSQL, INTEGER PRIMARY KEY (the rowid) on SQLite.
 Id = BigInteger().with_variant(Integer(), "sqlite")
-Money = Numeric(12, 2, asdecimal=True)
+# Money is stored as integer minor units (cents): exact on both databases, exact and vectorised in
+# pandas. Decimal appears only at the edges (Alma files, parameters, reports): see tasks/money.py.
+Money = BigInteger
 
 
 def _pk() -> Column:
@@ -268,26 +269,27 @@ fees = Table(
     Column("fee_id", String(64), nullable=False, unique=True),
     Column("fee_type", String(64), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("balance", Money, nullable=False),
-    Column("original_amount", Money, nullable=False),
+    Column("balance_minor", Money, nullable=False),
+    Column("original_amount_minor", Money, nullable=False),
     Column("creation_time", DateTime),
     Column("comment", Text),
     Column("owner", String(64)),
     Column("barcode", String(64)),
     Column("title", Text),
     CheckConstraint("status IN ('ACTIVE', 'CLOSED', 'INDISPUTE')", name="fees_status"),
-    CheckConstraint("balance >= 0", name="fees_balance_not_negative"),
+    CheckConstraint("balance_minor >= 0", name="fees_balance_not_negative"),
 )
 Index("ix_fees_active", fees.c.user_id, fees.c.status)
 
-# The ledger: a fee's balance is always original_amount minus the sum of its transactions.
+# The ledger: a fee's balance_minor is always original_amount_minor minus the sum of its transactions'
+# amount_minor.
 fee_transactions = Table(
     "fee_transactions",
     metadata,
     _pk(),
     Column("fee_id", Id, ForeignKey("fees.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("type", String(32), nullable=False),
-    Column("amount", Money, nullable=False),
+    Column("amount_minor", Money, nullable=False),
     Column("reason", String(64)),
     Column("comment", Text),
     Column("transaction_time", DateTime),
@@ -324,7 +326,7 @@ job_events = Table(
     Column("event", String(32), nullable=False),
     Column("user_id", Id, index=True),
     Column("fee_id", Id),
-    Column("amount", Money),
+    Column("amount_minor", Money),
     Column("details", Text),
     Column("created_at", DateTime, nullable=False),
 )
