@@ -1,0 +1,111 @@
+"""`export`: users in the Alma format (see tasks/alma_format.py), with their loans, requests and fees.
+
+Users are read in chunks by id and each chunk's child rows with one `IN` query per table, so memory
+stays flat however many users the library holds, and output starts before the last user is read.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any, Iterator, TextIO
+
+from sqlalchemy import Connection, Engine, select
+
+from tasks.alma_format import CONTACT_INFO, SEGMENTS, USER_FIELDS, Segment, code_tables_used, to_json
+from tasks.codes import descriptions
+from tasks.db import read_connection
+from tasks.errors import UserNotFound
+from tasks.schema import users
+
+CHUNK = 1000
+
+
+def export_users(engine: Engine, primary_ids: list[str] | None, out: TextIO) -> int:
+    """One id: one pretty JSON object. Several ids, or None for every user: JSON Lines.
+    Purged users are not exported. Returns the number of users written."""
+    with read_connection(engine) as conn:
+        descs = {table: descriptions(conn, table) for table in code_tables_used()}
+        if primary_ids is not None and len(primary_ids) == 1:
+            ids = _resolve(conn, primary_ids)
+            (document,) = _documents(conn, ids, descs)
+            out.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+            return 1
+        chunks = _all_user_ids(conn) if primary_ids is None else _chunks(_resolve(conn, primary_ids))
+        written = 0
+        for ids in chunks:
+            lines = [json.dumps(d, ensure_ascii=False, separators=(",", ":")) for d in _documents(conn, ids, descs)]
+            out.write("\n".join(lines) + "\n")
+            out.flush()
+            written += len(lines)
+        return written
+
+
+def _chunks(values: list, size: int = CHUNK) -> Iterator[list]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def _resolve(conn: Connection, primary_ids: list[str]) -> list[int]:
+    """The users' ids in the order given (each once); refuses before any output if one is missing."""
+    wanted = list(dict.fromkeys(primary_ids))
+    found: dict[str, int] = {}
+    for chunk in _chunks(wanted):
+        query = select(users.c.primary_id, users.c.id).where(
+            users.c.primary_id.in_(chunk), users.c.purged_at.is_(None))
+        found.update((pid, uid) for pid, uid in conn.execute(query))
+    missing = [pid for pid in wanted if pid not in found]
+    if missing:
+        shown = ", ".join(repr(pid) for pid in missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+        raise UserNotFound(f"no user with primary_id {shown}" if len(missing) == 1 else f"no users with primary_id {shown}")
+    return [found[pid] for pid in wanted]
+
+
+def _all_user_ids(conn: Connection) -> Iterator[list[int]]:
+    # Keyset pagination: each chunk is an index range scan, however deep into the table.
+    last = None
+    while True:
+        query = select(users.c.id).where(users.c.purged_at.is_(None)).order_by(users.c.id).limit(CHUNK)
+        if last is not None:
+            query = query.where(users.c.id > last)
+        ids = list(conn.execute(query).scalars())
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+def _documents(conn: Connection, ids: list[int], descs: dict[str, dict[str, str]]) -> list[dict]:
+    """The Alma user objects for `ids`, in that order."""
+    rows = {r["id"]: r for r in conn.execute(select(users).where(users.c.id.in_(ids))).mappings()}
+    items = {segment.name: _items(conn, segment, ids, descs) for segment in SEGMENTS}
+    documents = []
+    for user_id in ids:
+        document = to_json(rows[user_id], USER_FIELDS, descs)
+        document[CONTACT_INFO] = {
+            s.name: items[s.name].get(user_id, []) for s in SEGMENTS if s.under == CONTACT_INFO
+        }
+        for segment in SEGMENTS:
+            if segment.under is None:
+                document[segment.name] = items[segment.name].get(user_id, [])
+        documents.append(document)
+    return documents
+
+
+def _items(conn: Connection, segment: Segment, owner_ids: list[int],
+           descs: dict[str, dict[str, str]]) -> dict[int, list[dict]]:
+    """The JSON items of `segment` grouped by owner id, in the order they were loaded."""
+    table = segment.table
+    owner = table.c[segment.parent_column]
+    rows: list[Any] = []
+    for chunk in _chunks(owner_ids):
+        rows += conn.execute(select(table).where(owner.in_(chunk)).order_by(owner, table.c.id)).mappings().all()
+    nested = {
+        child.name: _items(conn, child, [r["id"] for r in rows], descs) for child in segment.children
+    }
+    grouped: dict[int, list[dict]] = defaultdict(list)
+    for row in rows:
+        item = to_json(row, segment.fields, descs)
+        for child in segment.children:
+            item[child.name] = nested[child.name].get(row["id"], [])
+        grouped[row[segment.parent_column]].append(item)
+    return grouped
