@@ -181,12 +181,12 @@ def cmd_demo_data(args) -> int:
 
 
 def _print_result(args, summary: dict[str, Any]) -> int:
-    from tasks.jobs import report_for_run
+    from tasks.job_runs import stored_report
 
     if args.json:
         print(json.dumps(summary))
     else:
-        print(report_for_run(summary["run_id"]))
+        print(stored_report(summary["run_id"]))
     return EXIT_OK
 
 

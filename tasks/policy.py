@@ -1,9 +1,92 @@
-"""The delete-user policy: what purging a user keeps (placeholder until the purge job lands)."""
+"""The delete-user policy: what remains of a user after the purge job removes them.
+
+Levels, from most kept to least (README "Delete-user policy" has the full table):
+- keep-fully-reportable: the user row (names, primary id, dates, statistical fields) and statistics
+  stay for reporting; contacts, identifiers, notes, blocks, attachments, roles and proxies go.
+- keep-statistics: as above, and names, birth date, expiry date, external id and fee comments go.
+- keep-statistics-remove-id (default): as above, and the primary id goes: nothing left names the person.
+- fully-remove: the user row and everything attached (loan and request history, fees, ledger) go.
+Loan history, request history and the fee ledger stay attached to the anonymous row under the keep-*
+levels. Making the policy stricter applies it to users purged earlier; a looser one cannot restore data.
+"""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, Engine
+
+from tasks.db import write_transaction
+from tasks.errors import InvalidInput
+from tasks.settings import get_setting, put_setting
+from tasks.sql import sql_for
+
 POLICY_LEVELS = {
-    "keep-fully-reportable": "keep the user row with names and identifiers for reporting",
-    "keep-statistics": "keep only statistical fields",
-    "keep-statistics-remove-id": "keep only statistical fields and remove the primary id (default)",
-    "fully-remove": "remove the user and everything attached",
+    "keep-fully-reportable": "keeps the user row with names and primary id, statistics, loan/request history "
+                             "and fee ledger; removes contacts, identifiers, notes, blocks, attachments, roles, proxies",
+    "keep-statistics": "as keep-fully-reportable, and also removes names, birth date, expiry date, "
+                       "external id and fee comments",
+    "keep-statistics-remove-id": "as keep-statistics, and also removes the primary id (default)",
+    "fully-remove": "removes the user and everything attached, loan history and fee ledger included",
 }
+STRICTNESS = {level: rank for rank, level in enumerate(POLICY_LEVELS)}
+DEFAULT_POLICY = "keep-statistics-remove-id"
+SETTING = "delete_user_policy"
+
+_SEGMENT_STATEMENTS = [
+    "policy/delete_proxies_for_purged",
+    "policy/delete_user_identifiers",
+    "policy/delete_user_addresses",
+    "policy/delete_user_emails",
+    "policy/delete_user_phones",
+    "policy/delete_user_notes",
+    "policy/delete_user_attachments",
+    "policy/delete_user_roles",
+    "policy/delete_user_blocks",
+    "policy/delete_user_proxies",
+]
+_STATEMENTS_BY_LEVEL = {
+    "keep-fully-reportable": _SEGMENT_STATEMENTS,
+    "keep-statistics": [*_SEGMENT_STATEMENTS, "policy/anonymise_users", "policy/clear_fee_comments",
+                        "policy/clear_fee_transaction_comments"],
+    "keep-statistics-remove-id": [*_SEGMENT_STATEMENTS, "policy/anonymise_users", "policy/clear_fee_comments",
+                                  "policy/clear_fee_transaction_comments", "policy/remove_primary_ids"],
+    "fully-remove": ["policy/delete_proxies_for_purged", "policy/delete_users"],
+}
+
+
+def check_level(level: str) -> str:
+    if level not in POLICY_LEVELS:
+        raise InvalidInput(f"unknown delete-user policy {level!r}; valid levels: {', '.join(POLICY_LEVELS)}")
+    return level
+
+
+def current_policy(conn: Connection) -> str:
+    return get_setting(conn, SETTING) or DEFAULT_POLICY
+
+
+def get_policy(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return current_policy(conn)
+
+
+def apply_policy(conn: Connection, level: str, user_ids: Sequence[int] | None = None) -> None:
+    """Reduce purged users (those in `user_ids`, or every purged user) to what `level` keeps."""
+    params = {"restrict": 0 if user_ids is None else 1, "ids": list(user_ids) if user_ids is not None else [-1]}
+    if level != "fully-remove":
+        conn.execute(sql_for(conn, "policy/set_policy_level"), {**params, "policy": level})
+    for name in _STATEMENTS_BY_LEVEL[level]:
+        conn.execute(sql_for(conn, name), params)
+
+
+def set_policy(engine: Engine, level: str) -> int:
+    """Set the policy; when it is stricter than before, users purged earlier are reduced to it too.
+    Returns how many earlier-purged users it was applied to."""
+    check_level(level)
+    with write_transaction(engine) as conn:
+        previous = current_policy(conn)
+        put_setting(conn, SETTING, level)
+        if STRICTNESS[level] <= STRICTNESS[previous]:
+            return 0
+        purged = conn.execute(sql_for(conn, "policy/count_purged_users")).scalar() or 0
+        apply_policy(conn, level)
+        return int(purged)

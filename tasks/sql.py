@@ -22,7 +22,9 @@ def load_sql(name: str, dialect: str | None = None) -> TextClause:
     if path is None or not path.exists():
         path = SQL_DIR / f"{name}.sql"
     source = path.read_text(encoding="utf-8")
-    clause = text(source)
+    # Header comments name the parameters (":ids"); text() would take them for bind parameters.
+    statement = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("--"))
+    clause = text(statement)
     match = _EXPANDING.search(source)
     if match:
         names = [n.strip() for n in match.group(1).split(",") if n.strip()]

@@ -1,0 +1,180 @@
+"""Purge User Records: remove users whose purge date has passed, nightly or ad hoc.
+
+A user is purged when the purge date is before the run date minus the grace period, the record
+type and user group are within the limits, the outstanding balance is not above the maximum owed,
+no active loan or request is attached, and the user is not protected. Purging waives the user's
+active fees (reason USER_PURGED) and then removes the user as the delete-user policy says.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+from prefect import flow
+from pydantic import Field, ValidationError, field_validator
+
+from tasks.batches import lock_users
+from tasks.codes import require_codes
+from tasks.db import get_engine, read_connection
+from tasks.errors import InvalidInput, JobRefused
+from tasks.job_definition import BatchJob, JobRun
+from tasks.job_parameters import JobParameters
+from tasks.job_runs import flow_run_namer, record_events
+from tasks.money import to_minor
+from tasks.params import validation_message
+from tasks.policy import apply_policy, current_policy
+from tasks.purge_rules import decide_purge, purge_cutoff
+from tasks.run_job import Preview, run_job
+from tasks.selection import read_chunks, restrict_params
+from tasks.sql import sql_for
+
+JOB = "purge-user-records"
+WAIVE_REASON = "USER_PURGED"
+
+
+class PurgeParameters(JobParameters):
+    """Purge User Records. Dry run unless `dry_run` is false."""
+
+    grace_period_days: int = Field(
+        default=0, ge=0, le=36_500,
+        description="Days after the purge date before a user is purged. Run on 20 Dec with 10: purge dates up to 9 Dec.",
+    )
+    record_types: list[str] = Field(
+        default_factory=list, description="Only users of these record types (PUBLIC, STAFF, CONTACT). Empty: all.",
+    )
+    user_groups: list[str] = Field(
+        default_factory=list, description="Only users in these user groups (codes). Empty: all.",
+    )
+    max_owed: Decimal = Field(
+        default=Decimal("0"), ge=0, max_digits=12, decimal_places=2,
+        description="Users owing more than this in active fees are kept (OWES_ABOVE_THRESHOLD).",
+    )
+    max_users: int | None = Field(
+        default=None, ge=0,
+        description="Blast-radius guard: a run that would purge more users than this stops before changing anything.",
+    )
+    max_share: float = Field(
+        default=0.10, gt=0, le=1,
+        description="Blast-radius guard: a run that would purge more than this share of all users stops "
+                    "before changing anything (0.10 = 10%).",
+    )
+
+    @field_validator("record_types", "user_groups")
+    @classmethod
+    def _no_blank_codes(cls, codes: list[str]) -> list[str]:
+        if any(not c.strip() for c in codes):
+            raise ValueError("codes may not be empty")
+        return codes
+
+
+def select_candidates(conn, parameters: PurgeParameters, run: JobRun, keys=None):
+    cutoff = purge_cutoff(run.as_of, parameters.grace_period_days)
+    return read_chunks(conn, "purge/select_candidates", {"cutoff": cutoff, **restrict_params(keys)})
+
+
+def decide(candidates: pd.DataFrame, parameters: PurgeParameters, run: JobRun) -> pd.DataFrame:
+    return decide_purge(
+        candidates,
+        cutoff=purge_cutoff(run.as_of, parameters.grace_period_days),
+        record_types=parameters.record_types,
+        user_groups=parameters.user_groups,
+        max_owed_minor=to_minor(parameters.max_owed),
+    )
+
+
+def count(eligible: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "eligible": len(eligible),
+        "purged": len(eligible),
+        "fines_waived": int(eligible["active_fees"].astype("int64").sum()),
+        "amount_waived_minor": int(eligible["owed_minor"].astype("int64").sum()),
+    }
+
+
+def purge_batch(conn, users: pd.DataFrame, parameters: PurgeParameters, run: JobRun) -> dict[str, Any]:
+    """Waive the users' active fees, mark them purged, and reduce them to what the policy keeps."""
+    ids = [int(i) for i in users["user_id"]]
+    policy = current_policy(conn)
+    fee_totals = conn.execute(sql_for(conn, "purge/select_fee_totals"), {"ids": ids}).all()
+    conn.execute(sql_for(conn, "purge/insert_waive_transactions"),
+                 {"ids": ids, "reason": WAIVE_REASON, "comment": "waived by Purge User Records",
+                  "now": run.now, "run_id": run.run_id})
+    conn.execute(sql_for(conn, "purge/close_active_fees"), {"ids": ids})
+    conn.execute(sql_for(conn, "purge/mark_purged"), {"ids": ids, "now": run.now, "policy": policy})
+    record_events(conn, run, "FEES_WAIVED", [
+        {"user_id": r.user_id, "amount_minor": int(r.amount_minor), "details": {"fees": int(r.fees)}}
+        for r in fee_totals
+    ])
+    record_events(conn, run, "USER_PURGED", [{"user_id": i, "details": {"policy": policy}} for i in ids])
+    apply_policy(conn, policy, ids)
+    return {
+        "purged": len(ids),
+        "fines_waived": sum(int(r.fees) for r in fee_totals),
+        "amount_waived_minor": sum(int(r.amount_minor) for r in fee_totals),
+    }
+
+
+PURGE = BatchJob(
+    name=JOB,
+    key="user_id",
+    label="primary_id",
+    select=select_candidates,
+    decide=decide,
+    count=count,
+    apply=purge_batch,
+    lock=lock_users,
+    fingerprint=("owed_minor", "active_fees", "all_fees", "active_loans", "active_requests", "protected"),
+    selection_counts=("eligible",),
+    sample_columns=("user_group", "record_type", "purge_date"),
+)
+
+
+def validate(conn, parameters: PurgeParameters) -> None:
+    require_codes(conn, "record-type", parameters.record_types, "record type")
+    require_codes(conn, "user-group", parameters.user_groups, "user group")
+
+
+def blast_radius_guard(run: JobRun, preview: Preview, parameters: PurgeParameters) -> None:
+    """Refuse a run that would purge more users than the limits allow, before anything changes."""
+    would_purge = preview.eligible_units
+    if parameters.max_users is not None and would_purge > parameters.max_users:
+        raise JobRefused(f"this run would purge {would_purge:,} users, more than max_users={parameters.max_users:,}; "
+                         "nothing was changed. Raise the limit if this is intended.")
+    with read_connection(get_engine(run.database_url)) as conn:
+        live = conn.execute(sql_for(conn, "common/count_live_users")).scalar() or 0
+    if live and would_purge > parameters.max_share * live:
+        raise JobRefused(f"this run would purge {would_purge:,} of {live:,} users ({would_purge / live:.1%}), "
+                         f"more than max_share={parameters.max_share:g}; nothing was changed. "
+                         "Raise the limit if this is intended.")
+
+
+@flow(name=JOB, flow_run_name=flow_run_namer("purge"), log_prints=True, validate_parameters=True)
+def purge_user_records(parameters: PurgeParameters = PurgeParameters()) -> dict[str, Any]:
+    """Purge User Records (dry run unless parameters.dry_run is false)."""
+    return run_job(PURGE, parameters, title="Purge User Records", unit_name="users",
+                   validate=validate, guards=[blast_radius_guard])
+
+
+def purge_parameters_from_cli(args) -> PurgeParameters:
+    values: dict[str, Any] = {
+        "dry_run": not args.confirm,
+        "record_types": args.record_type,
+        "user_groups": args.user_group,
+        "require_approval": args.require_approval,
+    }
+    optional = {"grace_period_days": args.grace_period_days, "max_owed": args.max_owed, "as_of": args.as_of,
+                "batch_size": args.batch_size, "max_users": args.max_users, "max_share": args.max_share}
+    values.update({k: v for k, v in optional.items() if v is not None})
+    try:
+        return PurgeParameters(**values)
+    except ValidationError as exc:
+        raise InvalidInput(validation_message(exc, CLI_FLAGS)) from None
+
+
+CLI_FLAGS = {
+    "grace_period_days": "--grace-period-days", "record_types": "--record-type", "user_groups": "--user-group",
+    "max_owed": "--max-owed", "as_of": "--as-of", "batch_size": "--batch-size", "max_users": "--max-users",
+    "max_share": "--max-share",
+}

@@ -1,0 +1,160 @@
+"""Apply: eligible units in batches, one database transaction per batch, one Prefect task run per
+batch. Inside its transaction a batch locks its rows, re-reads and re-decides them, and applies only
+those that are still eligible and unchanged; the rest are CHANGED_SINCE_SELECTION."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from prefect.tasks import exponential_backoff
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from tasks.db import get_engine, mask_secrets, write_transaction
+from tasks.job_definition import CHANGED_SINCE_SELECTION, ELIGIBLE, BatchJob, JobRun
+from tasks.selection import decide_all
+from tasks.sql import sql_for
+
+
+@dataclass
+class BatchResult:
+    number: int
+    keys: list[Any]
+    counts: dict[str, Any]
+    changed: list[Any]
+
+
+@dataclass
+class ApplyOutcome:
+    counts: dict[str, Any] = field(default_factory=dict)
+    changed: list[Any] = field(default_factory=list)
+    batches: int = 0
+    committed_batches: int = 0
+    failed_batches: list[int] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.committed_batches == self.batches
+
+
+def add_counts(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """Sum job counts; nested dicts (e.g. merge's `moved`) are summed key by key."""
+    out = dict(total)
+    for key, value in more.items():
+        if isinstance(value, dict):
+            out[key] = add_counts(out.get(key, {}), value)
+        else:
+            out[key] = out.get(key, 0) + value
+    return out
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Dropped connections, deadlocks, serialization failures and lock timeouts heal on a retry."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError)
+
+
+def _retry_transient(task, task_run, state) -> bool:
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - we only classify it
+        return is_transient(exc)
+    return False
+
+
+def lock_users(conn, batch: pd.DataFrame, column: str = "user_id") -> None:
+    """The default batch lock: the users the batch changes, in id order (no deadlocks between batches)."""
+    ids = sorted({int(i) for i in batch[column]})
+    conn.execute(sql_for(conn, "common/lock_users"), {"ids": ids}).all()
+
+
+def fingerprints(frame: pd.DataFrame, key: str, columns: list[str]) -> pd.Series:
+    """One hash per unit over the columns that must not change between selection and apply."""
+    if frame.empty:
+        return pd.Series(dtype="uint64")
+    cols = [key, *columns]
+    hashed = pd.util.hash_pandas_object(frame[cols].astype(str), index=False)
+    return hashed.groupby(frame[key].to_numpy()).sum()
+
+
+def recheck(job: BatchJob, selected: pd.DataFrame, current: pd.DataFrame) -> tuple[pd.DataFrame, list[Any]]:
+    """The rows of `current` that may still be applied, and the keys that changed since selection."""
+    keys = pd.unique(selected[job.key])
+    still = current[current["outcome"] == ELIGIBLE]
+    ok = set(pd.unique(still[job.key]))
+    if job.fingerprint:
+        before = fingerprints(selected, job.key, list(job.fingerprint))
+        after = fingerprints(still, job.key, list(job.fingerprint))
+        ok = {k for k in ok if k in before.index and k in after.index and before[k] == after[k]}
+    changed = [k for k in keys if k not in ok]
+    return still[still[job.key].isin(ok)], changed
+
+
+@task(name="apply-batch", task_run_name="{job.name}-batch-{number}", cache_policy=NO_CACHE,
+      retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1), retry_jitter_factor=0.5,
+      retry_condition_fn=_retry_transient)
+def apply_batch(job: BatchJob, run: JobRun, parameters: Any, number: int, selected: pd.DataFrame) -> BatchResult:
+    keys = list(pd.unique(selected[job.key]))
+    with write_transaction(get_engine(run.database_url)) as conn:
+        job.lock(conn, selected)
+        current = decide_all(job, conn, parameters, run, keys)
+        applicable, changed = recheck(job, selected, current)
+        counts = job.apply(conn, applicable, parameters, run) if not applicable.empty else {}
+    return BatchResult(number=number, keys=keys, counts=counts, changed=changed)
+
+
+def split_batches(eligible: pd.DataFrame, key: str, batch_size: int) -> list[pd.DataFrame]:
+    keys = pd.unique(eligible[key])
+    groups = [keys[i:i + batch_size] for i in range(0, len(keys), batch_size)]
+    return [eligible[eligible[key].isin(g)] for g in groups]
+
+
+def batch_concurrency(run: JobRun) -> int:
+    """SQLite has one writer at a time; PostgreSQL takes two batches at once on two cores."""
+    return 1 if run.database_url.startswith("sqlite") else 2
+
+
+def apply_in_batches(job: BatchJob, run: JobRun, decisions: pd.DataFrame, parameters: Any,
+                     batch_size: int) -> ApplyOutcome:
+    """Run every batch; after a batch fails for good, start no new ones and say what was committed."""
+    logger = get_run_logger()
+    eligible = decisions[decisions["outcome"] == ELIGIBLE]
+    batches = split_batches(eligible, job.key, batch_size)
+    outcome = ApplyOutcome(batches=len(batches))
+    if not batches:
+        return outcome
+    progress_id = create_progress_artifact(progress=0.0, key=f"{job.name}-progress",
+                                           description=f"{job.name} run {run.run_id}: batches committed")
+    window = batch_concurrency(run)
+    in_flight: dict[Any, int] = {}
+
+    def collect(futures) -> None:
+        for future in futures:
+            number = in_flight.pop(future)
+            try:
+                result: BatchResult = future.result()
+            except Exception as exc:  # noqa: BLE001 - recorded and reported below
+                outcome.failed_batches.append(number)
+                outcome.error = mask_secrets(f"batch {number}: {type(exc).__name__}: {exc}", run.database_url)
+                logger.error("batch %s failed after retries: %s", number, outcome.error)
+                continue
+            outcome.committed_batches += 1
+            outcome.counts = add_counts(outcome.counts, result.counts)
+            outcome.changed.extend(result.changed)
+            update_progress_artifact(progress_id, 100.0 * outcome.committed_batches / outcome.batches)
+
+    for number, batch in enumerate(batches, start=1):
+        if outcome.failed_batches:
+            break
+        future = apply_batch.submit(job, run, parameters, number, batch)
+        in_flight[future] = number
+        if len(in_flight) >= window:
+            collect([next(as_completed(list(in_flight)))])
+    collect(list(in_flight))
+    return outcome
