@@ -258,7 +258,8 @@ def code_tables_used() -> set[str]:
 
 
 def _fail(message: str, **context: Any):
-    raise PydanticCustomError("alma", message, context)
+    # Formatted here, not by pydantic: its templates know neither {x!r} nor braces inside values.
+    raise PydanticCustomError("alma", "{message}", {"message": message.format(**context)})
 
 
 def _valid_utf8(value: str) -> bool:

@@ -82,7 +82,7 @@ def _assert_subset(expected, actual, path: str) -> None:
 
 def write(tmp_path: Path, records, name: str = "users.json") -> Path:
     path = tmp_path / name
-    path.write_text(json.dumps(records, ensure_ascii=False, default=str), encoding="utf-8")
+    path.write_text(json.dumps(records), encoding="utf-8")
     return path
 
 
@@ -297,7 +297,7 @@ def test_ids_already_in_the_database_are_refused(engine, tmp_path):
     again["fee"][0]["id"] = "F-u1"
 
     with pytest.raises(InvalidInput) as refused:
-        load_files(engine, [str(write(tmp_path, [_valid_user("u1"), again], "second.json"))])
+        load_files(engine, [str(write(tmp_path, [{"primary_id": "u1"}, again], "second.json"))])
 
     message = str(refused.value)
     assert "record 1 (primary_id 'u1'): primary_id: 'u1' is already in the library database" in message
@@ -322,7 +322,7 @@ def test_not_json_is_refused_with_position(engine, tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('[{"primary_id": "p1",}]', encoding="utf-8")
 
-    with pytest.raises(InvalidInput, match=r"broken\.json: not valid JSON at line 1 column 21"):
+    with pytest.raises(InvalidInput, match=r"broken\.json: not valid JSON at line 1 column 22"):
         load_files(engine, [str(path)])
 
 
