@@ -25,6 +25,8 @@ ApplyFn = Callable[[Connection, pd.DataFrame, Any, "JobRun"], dict[str, Any]]
 LockFn = Callable[[Connection, pd.DataFrame], None]
 # (summary) -> the summary in the job's contract shape
 ShapeFn = Callable[[dict[str, Any]], dict[str, Any]]
+# (the units done, or a dry run's would-be done, with their decision rows) -> extra markdown report sections
+SectionsFn = Callable[[pd.DataFrame], list[str]]
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class BatchJob:
     # Counts that describe the selection (e.g. "eligible"): a real run reports them from the preview.
     selection_counts: Sequence[str] = ()
     shape_summary: ShapeFn | None = None
+    # Job-specific report sections about the units done (e.g. merge's per-pair counts).
+    report_sections: SectionsFn | None = None
     sample_columns: Sequence[str] = field(default_factory=tuple)
 
 

@@ -2,6 +2,7 @@
 -> approval -> apply in batches -> record -> report. A job supplies a BatchJob; this is the story."""
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -12,10 +13,11 @@ from prefect import get_run_logger
 
 from tasks.approval import ask_for_approval
 from tasks.batches import ApplyOutcome, apply_in_batches
-from tasks.db import get_engine, mask_secrets, read_connection
+from tasks.db import database_url, get_engine, mask_secrets, read_connection
 from tasks.errors import JobRefused
 from tasks.init_db import init_db
 from tasks.job_definition import CHANGED_SINCE_SELECTION, ELIGIBLE, BatchJob, JobRun
+from tasks.job_lock import job_lock, mark_interrupted_runs
 from tasks.job_parameters import JobParameters, run_date_and_time
 from tasks.job_runs import finish_job_run, json_safe, start_job_run
 from tasks.money import format_amount
@@ -107,10 +109,16 @@ def finish(job: BatchJob, run: JobRun, preview: Preview, *, title: str, unit_nam
     if outcome is not None and outcome.changed:
         changed = preview.decisions[preview.decisions[job.key].isin(outcome.changed)].drop_duplicates(job.key)
         samples["Changed since selection (left alone)"] = changed[[job.label]]
+    sections = [f"## Error\n{error}"] if error else []
+    if job.report_sections and status == "COMPLETED":
+        done = preview.decisions[preview.decisions["outcome"] == ELIGIBLE].drop_duplicates(job.key)
+        if outcome is not None and outcome.changed:
+            done = done[~done[job.key].isin(outcome.changed)]
+        sections = job.report_sections(done) + sections
     report = render_report(
         title=title, summary=summary, status=status, duration_s=time.monotonic() - run.started,
         units_done=units_done, unit_name=unit_name, database_url=run.database_url, samples=samples,
-        notes=list(notes), sections=[f"## Error\n{error}"] if error else None,
+        notes=list(notes), sections=sections or None,
     )
     finish_job_run(run, status, summary, report, error=error)
     publish_report(job.name, report, f"{title} ({'dry run' if run.dry_run else 'real run'}, {status.lower()})")
@@ -119,12 +127,23 @@ def finish(job: BatchJob, run: JobRun, preview: Preview, *, title: str, unit_nam
 
 def run_job(job: BatchJob, parameters: JobParameters, *, title: str, unit_name: str,
             validate: Callable[[Any, Any], None] | None = None, guards: Sequence[Guard] = ()) -> dict[str, Any]:
-    logger = get_run_logger()
     engine = get_engine()
     init_db(engine)
     if validate:
         with read_connection(engine) as conn:
             validate(conn, parameters)  # InvalidInput before anything is recorded or changed
+    with contextlib.ExitStack() as held:
+        if not parameters.dry_run:
+            # Two real runs of one job would select the same users; the second is refused here,
+            # before it records or changes anything. Held until the run has finished.
+            held.enter_context(job_lock(engine, database_url(), job.name))
+            mark_interrupted_runs(engine, job.name)
+        return _run_job(job, parameters, title=title, unit_name=unit_name, guards=guards)
+
+
+def _run_job(job: BatchJob, parameters: JobParameters, *, title: str, unit_name: str,
+             guards: Sequence[Guard]) -> dict[str, Any]:
+    logger = get_run_logger()
     as_of, now = run_date_and_time(parameters.as_of)
     run = start_job_run(job.name, parameters, dry_run=parameters.dry_run, as_of=as_of, now=now)
     logger.info("%s run %s (%s), as of %s", job.name, run.run_id, "dry run" if run.dry_run else "REAL", as_of)
