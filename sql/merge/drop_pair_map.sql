@@ -1,0 +1,3 @@
+-- The batch is done with its pairs.
+-- parameters: none
+DROP TABLE merge_pair_map

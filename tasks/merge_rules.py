@@ -1,0 +1,164 @@
+"""Merge Users: which pairs may be merged, and what each merge moves. Pure pandas.
+
+A pair is merged only when both users exist, they differ, neither appears in another pair of the run,
+neither is protected, the From user holds no role other than Patron, and an INTERNAL -> EXTERNAL pair
+states copy-as-internal. What moves follows the clash rules the SQL in sql/merge/ applies, so a dry
+run counts exactly what a real run moves.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from tasks.job_definition import ELIGIBLE
+
+SEGMENTS = ("contacts", "identifiers", "notes", "blocks", "statistics", "attachments", "roles", "proxies")
+ALWAYS_MOVED = ("loans", "requests", "fees", "fee_transactions")
+SEGMENT_KINDS = {
+    "contacts": ("addresses", "emails", "phones"),
+    "identifiers": ("identifiers",),
+    "notes": ("notes",),
+    "blocks": ("blocks",),
+    "statistics": ("statistics",),
+    "attachments": ("attachments",),
+    "roles": ("roles",),
+    # proxy_for: users the From user may act for; proxied_by: users who act for the From user.
+    "proxies": ("proxy_for", "proxied_by"),
+}
+KINDS = ALWAYS_MOVED + tuple(k for kinds in SEGMENT_KINDS.values() for k in kinds)
+# Counted per user by sql/merge/select_users.sql: these move whole.
+COUNTED_KINDS = ("loans", "requests", "fees", "fee_transactions", "addresses", "emails", "phones", "notes",
+                 "blocks", "statistics", "attachments")
+# Listed item by item by sql/merge/select_clash_items.sql: these may clash with what the To user holds.
+CLASH_KINDS = ("identifiers", "roles", "proxy_for", "proxied_by")
+
+PATRON_ROLE = "200"
+
+SAME_USER = "SAME_USER"
+USER_IN_SEVERAL_PAIRS = "USER_IN_SEVERAL_PAIRS"
+USER_NOT_FOUND = "USER_NOT_FOUND"
+PROTECTED = "PROTECTED"
+FROM_NOT_PATRON_ONLY = "FROM_NOT_PATRON_ONLY"
+COPY_AS_INTERNAL_REQUIRED = "COPY_AS_INTERNAL_REQUIRED"
+
+PAIR_COLUMNS = ["pair_no", "from_primary_id", "to_primary_id", "copy_as_internal"]
+
+
+def pair_table(pairs: Sequence[tuple[str, str, bool | None]], copy_as_internal: bool | None) -> pd.DataFrame:
+    """The run's pairs numbered from 1, each with the copy-as-internal it is merged with: its own
+    (a CSV column) where stated, else the run's."""
+    rows = [
+        (number, from_user, to_user, own if own is not None else copy_as_internal)
+        for number, (from_user, to_user, own) in enumerate(pairs, start=1)
+    ]
+    frame = pd.DataFrame.from_records(rows, columns=PAIR_COLUMNS)
+    frame["pair"] = frame["from_primary_id"] + " -> " + frame["to_primary_id"]
+    frame["copy_as_internal"] = frame["copy_as_internal"].astype(object)
+    return frame
+
+
+def segment_kinds(segments: Sequence[str]) -> tuple[str, ...]:
+    """What a merge with these segments moves: loans, requests and fees always, plus the segments'."""
+    return ALWAYS_MOVED + tuple(k for s in SEGMENTS if s in segments for k in SEGMENT_KINDS[s])
+
+
+def segment_type_for(copy_as_internal: pd.Series, to_account_type: pd.Series) -> pd.Series:
+    """Copied segments are Internal with copy-as-internal, External with no-copy-as-internal, and when
+    the pair does not say, of the To user's kind (an INTERNAL user's record is internal throughout)."""
+    stated = copy_as_internal.map(lambda v: None if v is None or v is pd.NA or v != v else bool(v))
+    default = np.where(to_account_type == "INTERNAL", "Internal", "External")
+    chosen = np.where(stated.isna(), default, np.where(stated.fillna(False).astype(bool), "Internal", "External"))
+    return pd.Series(chosen, index=copy_as_internal.index, dtype=object)
+
+
+def clash_free_counts(pairs: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """Per pair, how many of the From user's identifiers, roles and proxy rows move (CLASH_KINDS).
+
+    `items` lists (user_id, kind, a, b) for both users of each pair. An item moves unless the To user
+    already holds the same one (identifier type+value, role type+scope, proxy target or proxy user),
+    or it would make the To user a proxy for itself."""
+    out = pd.DataFrame(0, index=pd.Index(pairs["pair_no"], name="pair_no"), columns=list(CLASH_KINDS))
+    both = pairs.dropna(subset=["from_id", "to_id"])
+    if both.empty or items.empty:
+        return out
+    both = both.assign(from_id=both["from_id"].astype("int64"), to_id=both["to_id"].astype("int64"))
+    items = items.assign(user_id=items["user_id"].astype("int64"), a=items["a"].astype(str),
+                         b=items["b"].fillna("").astype(str))
+    from_items = both[["pair_no", "from_id", "to_id", "to_primary_id"]].merge(
+        items, left_on="from_id", right_on="user_id")
+    held_by_to = (items.rename(columns={"user_id": "to_id"})[["to_id", "kind", "a", "b"]]
+                  .drop_duplicates().assign(held_by_to=True))
+    from_items = from_items.merge(held_by_to, on=["to_id", "kind", "a", "b"], how="left")
+    held = from_items["held_by_to"].fillna(False).astype(bool)
+    self_proxy = (((from_items["kind"] == "proxy_for") & (from_items["a"] == from_items["to_primary_id"]))
+                  | ((from_items["kind"] == "proxied_by") & (from_items["a"] == from_items["to_id"].astype(str))))
+    moving = from_items[~(held | self_proxy)]
+    counts = moving.groupby(["pair_no", "kind"]).size().unstack(fill_value=0)
+    out.update(counts.reindex(index=out.index, columns=out.columns).fillna(0))
+    return out.astype("int64")
+
+
+def pair_facts(pairs: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame,
+               segments: Sequence[str]) -> pd.DataFrame:
+    """One row per pair with both users' facts and, per kind, what merging it would move (`moved_*`).
+
+    `users` holds the users found (sql/merge/select_users.sql), `items` their clashable items."""
+    facts = users.set_index("primary_id")
+    frame = pairs.merge(facts[["user_id", "protected", "account_type", "non_patron_roles", *COUNTED_KINDS]]
+                        .add_prefix("from_"), left_on="from_primary_id", right_index=True, how="left")
+    frame = frame.merge(facts[["user_id", "protected", "account_type"]].add_prefix("to_"),
+                        left_on="to_primary_id", right_index=True, how="left")
+    frame = frame.rename(columns={"from_user_id": "from_id", "to_user_id": "to_id"})
+    for side in ("from", "to"):
+        # Nullable integers: a missing user must not turn the other pairs' ids into floats, or a
+        # batch re-check (which sees only its own pairs) would see them "changed".
+        frame[f"{side}_id"] = frame[f"{side}_id"].astype("Int64")
+        frame[f"{side}_exists"] = frame[f"{side}_id"].notna()
+        frame[f"{side}_protected"] = frame[f"{side}_protected"].fillna(False).astype(bool)
+        frame[f"{side}_account_type"] = frame[f"{side}_account_type"].astype(object)
+    frame["from_non_patron_roles"] = frame["from_non_patron_roles"].fillna(0).astype("int64")
+    clash_free = clash_free_counts(frame, items)
+    moving = set(segment_kinds(segments))
+    for kind in KINDS:
+        if kind in COUNTED_KINDS:
+            count = frame[f"from_{kind}"].fillna(0).astype("int64").to_numpy()
+        else:
+            count = clash_free.loc[frame["pair_no"], kind].to_numpy()
+        frame[f"moved_{kind}"] = count if kind in moving else 0
+    frame = frame.drop(columns=[f"from_{k}" for k in COUNTED_KINDS])
+    frame["segment_type"] = segment_type_for(frame["copy_as_internal"], frame["to_account_type"])
+    return frame.reset_index(drop=True)
+
+
+def decide_merge(frame: pd.DataFrame, all_pairs: pd.DataFrame) -> pd.DataFrame:
+    """Every pair with an outcome: ELIGIBLE, or the first reason it may not be merged.
+
+    `all_pairs` is every pair of the run (a batch re-check sees only its own): a user named in two
+    pairs would make the result depend on their order (chains, cycles), so all such pairs fail."""
+    frame = frame.copy()
+    named = pd.concat([all_pairs[["pair_no", "from_primary_id"]].rename(columns={"from_primary_id": "user"}),
+                       all_pairs[["pair_no", "to_primary_id"]].rename(columns={"to_primary_id": "user"})])
+    pairs_per_user = named.drop_duplicates().groupby("user")["pair_no"].nunique()
+    in_several = (frame["from_primary_id"].map(pairs_per_user).fillna(0).to_numpy() > 1) | (
+        frame["to_primary_id"].map(pairs_per_user).fillna(0).to_numpy() > 1)
+    same = (frame["from_primary_id"] == frame["to_primary_id"]).to_numpy()
+    missing = ~(frame["from_exists"] & frame["to_exists"]).to_numpy()
+    protected = (frame["from_protected"] | frame["to_protected"]).to_numpy()
+    not_patron_only = (frame["from_non_patron_roles"] > 0).to_numpy()
+    unstated = frame["copy_as_internal"].map(lambda v: v is None or v is pd.NA or v != v).to_numpy(dtype=bool)
+    needs_copy_choice = ((frame["from_account_type"] == "INTERNAL") & (frame["to_account_type"] == "EXTERNAL")
+                         ).to_numpy(dtype=bool) & unstated
+    frame["outcome"] = np.select(
+        [same, in_several, missing, protected, not_patron_only, needs_copy_choice],
+        [SAME_USER, USER_IN_SEVERAL_PAIRS, USER_NOT_FOUND, PROTECTED, FROM_NOT_PATRON_ONLY,
+         COPY_AS_INTERNAL_REQUIRED],
+        default=ELIGIBLE,
+    ).astype(object)
+    return frame
+
+
+def moved_totals(frame: pd.DataFrame) -> dict[str, int]:
+    """What merging these pairs moves, per kind (every kind named, zeros included)."""
+    return {kind: int(frame[f"moved_{kind}"].astype("int64").sum()) if not frame.empty else 0 for kind in KINDS}
