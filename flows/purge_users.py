@@ -7,9 +7,8 @@ active fees (reason USER_PURGED) and then removes the user as the delete-user po
 """
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, get_args
 
 import pandas as pd
 from prefect import flow
@@ -24,7 +23,7 @@ from tasks.job_parameters import JobParameters
 from tasks.job_runs import flow_run_namer, record_events
 from tasks.money import to_minor
 from tasks.params import validation_message
-from tasks.policy import apply_policy, current_policy
+from tasks.policy import apply_policy, current_policy, lock_policy_shared
 from tasks.purge_rules import decide_purge, purge_cutoff
 from tasks.run_job import Preview, run_job
 from tasks.selection import read_chunks, restrict_params
@@ -32,6 +31,11 @@ from tasks.sql import sql_for
 
 JOB = "purge-user-records"
 WAIVE_REASON = "USER_PURGED"
+
+# Alma's record types are fixed (unlike user groups, which are the library's own codes), so the
+# Prefect UI offers them as a list to pick from.
+RecordType = Literal["PUBLIC", "STAFF", "CONTACT"]
+RECORD_TYPES: tuple[str, ...] = get_args(RecordType)
 
 
 class PurgeParameters(JobParameters):
@@ -41,27 +45,30 @@ class PurgeParameters(JobParameters):
         default=0, ge=0, le=36_500,
         description="Days after the purge date before a user is purged. Run on 20 Dec with 10: purge dates up to 9 Dec.",
     )
-    record_types: list[str] = Field(
-        default_factory=list, description="Only users of these record types (PUBLIC, STAFF, CONTACT). Empty: all.",
+    record_types: list[RecordType] = Field(
+        default_factory=list, description="Only users of these record types. Empty: every record type.",
     )
     user_groups: list[str] = Field(
-        default_factory=list, description="Only users in these user groups (codes). Empty: all.",
+        default_factory=list,
+        description="Only users in these user groups (codes from the user-group code table). Empty: every group.",
     )
     max_owed: Decimal = Field(
         default=Decimal("0"), ge=0, max_digits=12, decimal_places=2,
-        description="Users owing more than this in active fees are kept (OWES_ABOVE_THRESHOLD).",
+        description="Users whose active fees add up to more than this amount are kept (OWES_ABOVE_THRESHOLD); "
+                    "a user owing exactly this amount is purged and the fees are waived.",
     )
     max_users: int | None = Field(
         default=None, ge=0,
-        description="Blast-radius guard: a run that would purge more users than this stops before changing anything.",
+        description="Blast-radius guard: a run that would purge more users than this stops before changing "
+                    "anything and says why. Empty: no limit.",
     )
-    max_share: float = Field(
-        default=0.10, gt=0, le=1,
-        description="Blast-radius guard: a run that would purge more than this share of all users stops "
-                    "before changing anything (0.10 = 10%).",
+    max_share: float | None = Field(
+        default=None, gt=0, le=1,
+        description="Blast-radius guard: a run that would purge more than this share of all (not yet purged) "
+                    "users stops before changing anything and says why (0.05 = 5%). Empty: no limit.",
     )
 
-    @field_validator("record_types", "user_groups")
+    @field_validator("user_groups")
     @classmethod
     def _no_blank_codes(cls, codes: list[str]) -> list[str]:
         if any(not c.strip() for c in codes):
@@ -116,6 +123,13 @@ def purge_batch(conn, users: pd.DataFrame, parameters: PurgeParameters, run: Job
     }
 
 
+def lock_batch(conn, users: pd.DataFrame) -> None:
+    """The policy first (a stricter policy set meanwhile waits for this batch, then reaches its users
+    too), then the users, in the same order as `policy set` takes them: no deadlock between the two."""
+    lock_policy_shared(conn)
+    lock_users(conn, users)
+
+
 PURGE = BatchJob(
     name=JOB,
     key="user_id",
@@ -124,7 +138,7 @@ PURGE = BatchJob(
     decide=decide,
     count=count,
     apply=purge_batch,
-    lock=lock_users,
+    lock=lock_batch,
     fingerprint=("owed_minor", "active_fees", "all_fees", "active_loans", "active_requests", "protected"),
     selection_counts=("eligible",),
     sample_columns=("user_group", "record_type", "purge_date"),
@@ -132,7 +146,6 @@ PURGE = BatchJob(
 
 
 def validate(conn, parameters: PurgeParameters) -> None:
-    require_codes(conn, "record-type", parameters.record_types, "record type")
     require_codes(conn, "user-group", parameters.user_groups, "user group")
 
 
@@ -141,13 +154,16 @@ def blast_radius_guard(run: JobRun, preview: Preview, parameters: PurgeParameter
     would_purge = preview.eligible_units
     if parameters.max_users is not None and would_purge > parameters.max_users:
         raise JobRefused(f"this run would purge {would_purge:,} users, more than max_users={parameters.max_users:,}; "
-                         "nothing was changed. Raise the limit if this is intended.")
+                         "nothing was changed. Check the parameters, or raise the limit if this is intended.")
+    if parameters.max_share is None or would_purge == 0:
+        return
     with read_connection(get_engine(run.database_url)) as conn:
         live = conn.execute(sql_for(conn, "common/count_live_users")).scalar() or 0
-    if live and would_purge > parameters.max_share * live:
+    # Divide rather than multiply: 29 of 100 users is exactly max_share=0.29, not above it.
+    if would_purge / live > parameters.max_share:
         raise JobRefused(f"this run would purge {would_purge:,} of {live:,} users ({would_purge / live:.1%}), "
                          f"more than max_share={parameters.max_share:g}; nothing was changed. "
-                         "Raise the limit if this is intended.")
+                         "Check the parameters, or raise the limit if this is intended.")
 
 
 @flow(name=JOB, flow_run_name=flow_run_namer("purge"), log_prints=True, validate_parameters=True)
@@ -158,6 +174,10 @@ def purge_user_records(parameters: PurgeParameters = PurgeParameters()) -> dict[
 
 
 def purge_parameters_from_cli(args) -> PurgeParameters:
+    unknown = [t for t in args.record_type if t not in RECORD_TYPES]
+    if unknown:
+        raise InvalidInput(f"unknown record type {', '.join(repr(t) for t in unknown)}; "
+                           f"valid record-type codes: {', '.join(sorted(RECORD_TYPES))}")
     values: dict[str, Any] = {
         "dry_run": not args.confirm,
         "record_types": args.record_type,

@@ -1,13 +1,14 @@
 """The delete-user policy: what remains of a user after the purge job removes them.
 
-Levels, from most kept to least (README "Delete-user policy" has the full table):
-- keep-fully-reportable: the user row (names, primary id, dates, statistical fields) and statistics
-  stay for reporting; contacts, identifiers, notes, blocks, attachments, roles and proxies go.
-- keep-statistics: as above, and names, birth date, expiry date, external id and fee comments go.
+Levels, from most kept to least (docs/delete-user-policy.md has the exact table):
+- keep-fully-reportable: the user row (names, primary id, dates, statistical fields), statistics,
+  loan and request history and the fee ledger stay; contacts, identifiers, notes, blocks,
+  attachments, roles and proxies go.
+- keep-statistics: as above, and names, birth date, expiry date, external id and free-text comments
+  (fees, fee transactions, statistics) go.
 - keep-statistics-remove-id (default): as above, and the primary id goes: nothing left names the person.
 - fully-remove: the user row and everything attached (loan and request history, fees, ledger) go.
-Loan history, request history and the fee ledger stay attached to the anonymous row under the keep-*
-levels. Making the policy stricter applies it to users purged earlier; a looser one cannot restore data.
+Making the policy stricter applies it to users purged earlier; a looser one cannot restore data.
 """
 from __future__ import annotations
 
@@ -24,13 +25,16 @@ POLICY_LEVELS = {
     "keep-fully-reportable": "keeps the user row with names and primary id, statistics, loan/request history "
                              "and fee ledger; removes contacts, identifiers, notes, blocks, attachments, roles, proxies",
     "keep-statistics": "as keep-fully-reportable, and also removes names, birth date, expiry date, "
-                       "external id and fee comments",
+                       "external id and free-text comments on fees and statistics",
     "keep-statistics-remove-id": "as keep-statistics, and also removes the primary id (default)",
     "fully-remove": "removes the user and everything attached, loan history and fee ledger included",
 }
 STRICTNESS = {level: rank for rank, level in enumerate(POLICY_LEVELS)}
 DEFAULT_POLICY = "keep-statistics-remove-id"
 SETTING = "delete_user_policy"
+# Purge batches hold this lock shared, `policy set` exclusively (PostgreSQL advisory lock; SQLite's
+# single writer serialises them anyway): a batch never commits users under a policy already replaced.
+POLICY_LOCK_KEY = 0x5055524745  # "PURGE"
 
 _SEGMENT_STATEMENTS = [
     "policy/delete_proxies_for_purged",
@@ -44,12 +48,17 @@ _SEGMENT_STATEMENTS = [
     "policy/delete_user_blocks",
     "policy/delete_user_proxies",
 ]
+_ANONYMISE_STATEMENTS = [
+    "policy/anonymise_users",
+    "policy/clear_fee_comments",
+    "policy/clear_fee_transaction_comments",
+    "policy/clear_statistic_notes",
+]
 _STATEMENTS_BY_LEVEL = {
     "keep-fully-reportable": _SEGMENT_STATEMENTS,
-    "keep-statistics": [*_SEGMENT_STATEMENTS, "policy/anonymise_users", "policy/clear_fee_comments",
-                        "policy/clear_fee_transaction_comments"],
-    "keep-statistics-remove-id": [*_SEGMENT_STATEMENTS, "policy/anonymise_users", "policy/clear_fee_comments",
-                                  "policy/clear_fee_transaction_comments", "policy/remove_primary_ids"],
+    "keep-statistics": [*_SEGMENT_STATEMENTS, *_ANONYMISE_STATEMENTS],
+    # Proxies for the user are found by primary id, so they go before the id does.
+    "keep-statistics-remove-id": [*_SEGMENT_STATEMENTS, *_ANONYMISE_STATEMENTS, "policy/remove_primary_ids"],
     "fully-remove": ["policy/delete_proxies_for_purged", "policy/delete_users"],
 }
 
@@ -58,6 +67,10 @@ def check_level(level: str) -> str:
     if level not in POLICY_LEVELS:
         raise InvalidInput(f"unknown delete-user policy {level!r}; valid levels: {', '.join(POLICY_LEVELS)}")
     return level
+
+
+def looser_than(level: str) -> list[str]:
+    return [other for other in POLICY_LEVELS if STRICTNESS[other] < STRICTNESS[level]]
 
 
 def current_policy(conn: Connection) -> str:
@@ -69,24 +82,31 @@ def get_policy(engine: Engine) -> str:
         return current_policy(conn)
 
 
+def lock_policy_shared(conn: Connection) -> None:
+    """Inside a purge batch: the policy cannot change until the batch commits."""
+    conn.execute(sql_for(conn, "policy/lock_policy_shared"), {"lock_key": POLICY_LOCK_KEY}).all()
+
+
 def apply_policy(conn: Connection, level: str, user_ids: Sequence[int] | None = None) -> None:
     """Reduce purged users (those in `user_ids`, or every purged user) to what `level` keeps."""
     params = {"restrict": 0 if user_ids is None else 1, "ids": list(user_ids) if user_ids is not None else [-1]}
     if level != "fully-remove":
-        conn.execute(sql_for(conn, "policy/set_policy_level"), {**params, "policy": level})
+        conn.execute(sql_for(conn, "policy/set_policy_level"), {**params, "policy": level,
+                                                                "looser": looser_than(level) or ["-"]})
     for name in _STATEMENTS_BY_LEVEL[level]:
         conn.execute(sql_for(conn, name), params)
 
 
 def set_policy(engine: Engine, level: str) -> int:
     """Set the policy; when it is stricter than before, users purged earlier are reduced to it too.
-    Returns how many earlier-purged users it was applied to."""
+    Returns how many earlier-purged users it reached (those kept under a looser level)."""
     check_level(level)
     with write_transaction(engine) as conn:
+        conn.execute(sql_for(conn, "policy/lock_policy"), {"lock_key": POLICY_LOCK_KEY}).all()
         previous = current_policy(conn)
         put_setting(conn, SETTING, level)
         if STRICTNESS[level] <= STRICTNESS[previous]:
             return 0
-        purged = conn.execute(sql_for(conn, "policy/count_purged_users")).scalar() or 0
+        reached = conn.execute(sql_for(conn, "policy/count_purged_users"), {"looser": looser_than(level)}).scalar()
         apply_policy(conn, level)
-        return int(purged)
+        return int(reached or 0)
