@@ -120,3 +120,25 @@ def flow_run_namer(prefix: str):
         return f"{prefix}-{day}" + ("-dry-run" if dry else "")
 
     return name
+
+
+def mode_tag(dry_run: bool) -> str:
+    return "dry-run" if dry_run else "real-run"
+
+
+def tag_flow_run(job: str, dry_run: bool) -> None:
+    """Tag the current flow run with its job and mode, so the UI's flow-run list filters by them."""
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    tags = sorted({*context.flow_run.tags, job, mode_tag(dry_run)})
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(context.flow_run.id, tags=tags)
+    except Exception as exc:  # noqa: BLE001 - tags help people find runs; they never stop a job
+        from prefect import get_run_logger
+
+        get_run_logger().warning("could not tag the flow run: %s", type(exc).__name__)

@@ -19,7 +19,7 @@ from tasks.init_db import init_db
 from tasks.job_definition import CHANGED_SINCE_SELECTION, ELIGIBLE, BatchJob, JobRun
 from tasks.job_lock import job_lock, mark_interrupted_runs
 from tasks.job_parameters import JobParameters, run_date_and_time
-from tasks.job_runs import finish_job_run, json_safe, start_job_run
+from tasks.job_runs import finish_job_run, json_safe, start_job_run, tag_flow_run
 from tasks.money import format_amount
 from tasks.reports import publish_report, render_report
 from tasks.selection import select_and_decide
@@ -144,6 +144,7 @@ def run_job(job: BatchJob, parameters: JobParameters, *, title: str, unit_name: 
 def _run_job(job: BatchJob, parameters: JobParameters, *, title: str, unit_name: str,
              guards: Sequence[Guard]) -> dict[str, Any]:
     logger = get_run_logger()
+    tag_flow_run(job.name, parameters.dry_run)
     as_of, now = run_date_and_time(parameters.as_of)
     run = start_job_run(job.name, parameters, dry_run=parameters.dry_run, as_of=as_of, now=now)
     logger.info("%s run %s (%s), as of %s", job.name, run.run_id, "dry run" if run.dry_run else "REAL", as_of)
@@ -159,7 +160,7 @@ def _run_job(job: BatchJob, parameters: JobParameters, *, title: str, unit_name:
         if parameters.require_approval:
             approval = ask_for_approval(job, run, preview, parameters, title=title)
             if not approval.approved:
-                return finish(job, run, preview, title=title, unit_name=unit_name, status="REJECTED",
+                return finish(job, run, preview, title=title, unit_name=unit_name, status=approval.status,
                               notes=[approval.describe()])
         outcome = apply_in_batches(job, run, decisions, parameters, parameters.batch_size)
     except JobRefused as exc:
