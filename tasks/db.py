@@ -6,6 +6,7 @@ Every other module gets its engine from here, so the SQLite pragmas, the passwor
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 from pathlib import Path
@@ -15,24 +16,44 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from tasks.errors import InvalidInput
+
 DEFAULT_DATABASE_URL = "sqlite:///data/library.db"
 
 
-class ConfigurationError(ValueError):
+class ConfigurationError(InvalidInput):
     """Bad configuration: the CLI reports it with exit code 2."""
 
 
 def database_url() -> str:
-    """The configured library database: `DATABASE_URL`, else a Prefect Secret block, else the embedded default."""
+    """The configured library database: `DATABASE_URL`; else the Prefect Secret block named by
+    `DATABASE_URL_SECRET_BLOCK` (the password then lives encrypted in Prefect, not in a worker's
+    environment or a deployment's settings); else the embedded default. Never logged unmasked."""
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
-    block = os.environ.get("DATABASE_URL_SECRET_BLOCK")
+    block = os.environ.get("DATABASE_URL_SECRET_BLOCK", "").strip()
     if block:
-        from prefect.blocks.system import Secret
-
-        return Secret.load(block).get()
+        return _url_from_secret_block(block)
     return DEFAULT_DATABASE_URL
+
+
+@functools.lru_cache(maxsize=8)
+def _url_from_secret_block(name: str) -> str:
+    # Read once per process: each flow run of a process worker is a fresh process, so a rotated
+    # password is picked up by the next run.
+    from prefect.blocks.system import Secret
+
+    try:
+        value = Secret.load(name).get()
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"DATABASE_URL_SECRET_BLOCK names the Secret block {name!r}, which could not be read "
+            f"({type(exc).__name__}); create it with `prefect block create secret` or in the UI (Blocks)"
+        ) from None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"the Secret block {name!r} must hold the database URL as a plain string")
+    return value.strip()
 
 
 def mask_url(url: str) -> str:
