@@ -340,7 +340,7 @@ def test_a_stricter_policy_reaches_users_purged_earlier_and_a_looser_one_restore
     assert "* fully-remove" in cli("policy", "show")[1]
 
 
-def test_users_who_changed_between_selection_and_apply_are_left_alone(engine, monkeypatch):
+def test_users_who_changed_between_selection_and_apply_are_left_alone(engine, prefect_api, monkeypatch):
     ids = {name: add_user(engine, name, purge_date=LONG_AGO) for name in
            ["borrowed", "requested", "fined", "renewed", "quiet"]}
     real_apply = tasks.run_job.apply_in_batches
