@@ -224,8 +224,9 @@ def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return owner, np.arange(owner.size) - starts[owner]
 
 
-def _where(mask: np.ndarray, values: np.ndarray, other: Any = None) -> np.ndarray:
-    return np.where(mask, values, np.array(other, dtype=object) if other is None else other)
+def _where(mask: np.ndarray, values: Any) -> np.ndarray:
+    """`values` where `mask` holds, NULL elsewhere."""
+    return np.where(mask, values, None)
 
 
 class _Chunk:
