@@ -89,17 +89,18 @@ class _Sink:
 def bench(label: str, url: str, path: Path, users: int) -> None:
     engine = get_engine(url)
     init_db(engine)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     counts = load_files(engine, [str(path)])
-    load_seconds = time.perf_counter() - started
-    started = time.perf_counter()
+    load_seconds, load_cpu = time.perf_counter() - started, time.process_time() - cpu
+    started, cpu = time.perf_counter(), time.process_time()
     exported = export_users(engine, None, _Sink())
-    export_seconds = time.perf_counter() - started
+    export_seconds, export_cpu = time.perf_counter() - started, time.process_time() - cpu
     dispose_engines()
     print(f"{label} ({mask_url(url)}): load {counts['users']:,} users "
           f"({counts['loans']:,} loans, {counts['fees']:,} fees, {counts['transactions']:,} transactions) "
-          f"in {load_seconds:.1f} s = {users / load_seconds:,.0f} users/s; "
-          f"export --all of {exported:,} users in {export_seconds:.1f} s = {exported / export_seconds:,.0f} users/s")
+          f"in {load_seconds:.1f} s = {users / load_seconds:,.0f} users/s (loader CPU {load_cpu:.1f} s); "
+          f"export --all of {exported:,} users in {export_seconds:.1f} s = {exported / export_seconds:,.0f} users/s "
+          f"(exporter CPU {export_cpu:.1f} s)")
 
 
 def main() -> None:

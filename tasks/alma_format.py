@@ -13,6 +13,7 @@ import binascii
 import datetime as dt
 import re
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from typing import Annotated, Any, Callable, NamedTuple, Optional
@@ -73,10 +74,11 @@ class Field:
     choices: tuple[str, ...] = ()      # allowed values (CODE and CHOICE)
     required: bool | None = None       # None: required when the column is NOT NULL without a default
     default: Any = None                # stored when the file leaves the field out or null
+    column_name: str = dataclass_field(init=False)
 
-    @property
-    def column_name(self) -> str:
-        return self.column or self.name
+    def __post_init__(self) -> None:
+        # Computed once: it is read for every field of every row of a 100,000-user file.
+        object.__setattr__(self, "column_name", self.column or self.name)
 
 
 @dataclass(frozen=True)
@@ -470,21 +472,27 @@ def to_row(obj: BaseModel, fields: tuple[Field, ...], found_codes: dict[str, dic
     row = {}
     for f in fields:
         value = getattr(obj, f.name)
-        if f.kind == CODE and value is not None:
+        if value is None:
+            row[f.column_name] = f.default
+            continue
+        kind = f.kind
+        if kind == CODE:
             _note_code(found_codes, f.code_table, value)
             value = value.value
-        elif f.kind == CODES:
-            for ref in value or ():
+        elif kind == CODES:
+            for ref in value:
                 _note_code(found_codes, f.code_table, ref)
-            value = ",".join(r.value for r in value) if value else None
-        elif f.kind == MONEY and value is not None:
+            value = ",".join(r.value for r in value) if value else f.default
+        elif kind == MONEY:
             value = to_minor(value)
-        row[f.column_name] = f.default if value is None else value
+        row[f.column_name] = value
     return row
 
 
 def _note_code(found: dict[str, dict[str, str | None]], table: str, ref: CodeRef) -> None:
-    known = found.setdefault(table, {})
+    known = found.get(table)
+    if known is None:
+        known = found[table] = {}
     if not known.get(ref.value):
         known[ref.value] = ref.desc or None
 
