@@ -7,6 +7,7 @@ active fees (reason USER_PURGED) and then removes the user as the delete-user po
 """
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any, Literal, get_args
 
@@ -20,7 +21,7 @@ from tasks.db import get_engine, read_connection
 from tasks.errors import InvalidInput, JobRefused
 from tasks.job_definition import BatchJob, JobRun
 from tasks.job_parameters import JobParameters
-from tasks.job_runs import flow_run_namer, record_events
+from tasks.job_runs import flow_run_namer, utcnow
 from tasks.money import to_minor
 from tasks.params import validation_message
 from tasks.policy import apply_policy, current_policy, lock_policy_shared
@@ -105,16 +106,17 @@ def purge_batch(conn, users: pd.DataFrame, parameters: PurgeParameters, run: Job
     ids = [int(i) for i in users["user_id"]]
     policy = current_policy(conn)
     fee_totals = conn.execute(sql_for(conn, "purge/select_fee_totals"), {"ids": ids}).all()
+    # Audit events are written by the database from the rows themselves: a statement per batch
+    # instead of a row per user sent from Python (the largest cost of a batch when profiled).
+    events = {"ids": ids, "run_id": run.run_id, "created_at": utcnow()}
+    conn.execute(sql_for(conn, "purge/insert_fees_waived_events"), events)
     conn.execute(sql_for(conn, "purge/insert_waive_transactions"),
                  {"ids": ids, "reason": WAIVE_REASON, "comment": "waived by Purge User Records",
                   "now": run.now, "run_id": run.run_id})
     conn.execute(sql_for(conn, "purge/close_active_fees"), {"ids": ids})
     conn.execute(sql_for(conn, "purge/mark_purged"), {"ids": ids, "now": run.now, "policy": policy})
-    record_events(conn, run, "FEES_WAIVED", [
-        {"user_id": r.user_id, "amount_minor": int(r.amount_minor), "details": {"fees": int(r.fees)}}
-        for r in fee_totals
-    ])
-    record_events(conn, run, "USER_PURGED", [{"user_id": i, "details": {"policy": policy}} for i in ids])
+    conn.execute(sql_for(conn, "purge/insert_user_purged_events"),
+                 {**events, "details": json.dumps({"policy": policy}, sort_keys=True)})
     apply_policy(conn, policy, ids)
     return {
         "purged": len(ids),

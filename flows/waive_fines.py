@@ -8,6 +8,7 @@ comment and time. Optionally users with overdue loans are left out; protected us
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +21,7 @@ from tasks.codes import require_codes
 from tasks.errors import InvalidInput
 from tasks.job_definition import CHANGED_SINCE_SELECTION, BatchJob, JobRun
 from tasks.job_parameters import JobParameters
-from tasks.job_runs import flow_run_namer, record_events
+from tasks.job_runs import flow_run_namer, utcnow
 from tasks.money import format_amount, to_minor
 from tasks.params import parse_date, validation_message
 from tasks.run_job import run_job
@@ -126,17 +127,18 @@ def lock_users_and_fees(conn, batch: pd.DataFrame) -> None:
 def waive_batch(conn, fees: pd.DataFrame, parameters: WaiveParameters, run: JobRun) -> dict[str, Any]:
     """Waive the fees that were re-checked under lock: WAIVE transactions first, then close them."""
     fee_ids = [int(i) for i in fees["fee_pk"]]
+    created_at = utcnow()
     for start in range(0, len(fee_ids), FEES_PER_STATEMENT):
         chunk = fee_ids[start:start + FEES_PER_STATEMENT]
+        # The audit events come from the fee rows inside the database, before they are closed: one
+        # statement per chunk instead of a row per fee sent from Python.
+        conn.execute(sql_for(conn, "waive/insert_fee_waived_events"),
+                     {"fee_ids": chunk, "reason_json": json.dumps(parameters.waive_reason), "run_id": run.run_id,
+                      "created_at": created_at})
         conn.execute(sql_for(conn, "waive/insert_waive_transactions"),
                      {"fee_ids": chunk, "reason": parameters.waive_reason, "comment": parameters.comment,
                       "now": run.now, "run_id": run.run_id})
         conn.execute(sql_for(conn, "waive/close_fees"), {"fee_ids": chunk})
-    record_events(conn, run, "FEE_WAIVED", [
-        {"user_id": int(r.user_id), "fee_id": int(r.fee_pk), "amount_minor": int(r.balance_minor),
-         "details": {"fee_type": r.fee_type, "reason": parameters.waive_reason}}
-        for r in fees.itertuples(index=False)
-    ])
     return waived_counts(fees)
 
 
