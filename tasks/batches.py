@@ -36,10 +36,24 @@ class ApplyOutcome:
     committed_batches: int = 0
     failed_batches: list[int] = field(default_factory=list)
     error: str | None = None
+    committed: list[int] = field(default_factory=list)   # batch numbers, in the order they committed
 
     @property
     def complete(self) -> bool:
         return self.committed_batches == self.batches
+
+    @property
+    def not_started(self) -> list[int]:
+        return [n for n in range(1, self.batches + 1) if n not in self.committed and n not in self.failed_batches]
+
+    def describe(self) -> str:
+        """Which batches stand and which do not, for the report of a run that did not complete."""
+        def numbers(ns: list[int]) -> str:
+            return ", ".join(str(n) for n in sorted(ns)) or "none"
+
+        return (f"{self.committed_batches} of {self.batches} batches were committed (their changes stand): "
+                f"{numbers(self.committed)}; failed and rolled back: {numbers(self.failed_batches)}; "
+                f"not started: {numbers(self.not_started)}")
 
 
 def add_counts(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +159,7 @@ def apply_in_batches(job: BatchJob, run: JobRun, decisions: pd.DataFrame, parame
                 logger.error("batch %s failed after retries: %s", number, outcome.error)
                 continue
             outcome.committed_batches += 1
+            outcome.committed.append(number)
             outcome.counts = add_counts(outcome.counts, result.counts)
             outcome.changed.extend(result.changed)
             update_progress_artifact(progress_id, 100.0 * outcome.committed_batches / outcome.batches)

@@ -104,8 +104,8 @@ def job_lock(engine: Engine, database_url: str, job: str) -> Iterator[None]:
 
 
 def mark_interrupted_runs(engine: Engine, job: str) -> int:
-    """Call while holding the job's lock: any real run of the job still RUNNING died without finishing
-    (a live one would hold the lock). History then shows it as INTERRUPTED, not running for ever."""
+    """Call while holding the job's lock: any real run of the job still RUNNING (or AWAITING_APPROVAL) died
+    without finishing (a live one would hold the lock). History shows it as INTERRUPTED, not running for ever."""
     from tasks.db import write_transaction
     from tasks.job_runs import utcnow
     from tasks.sql import sql_for

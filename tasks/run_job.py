@@ -178,9 +178,7 @@ def _run_job(job: BatchJob, parameters: JobParameters, *, title: str, unit_name:
             set_status(run, "FAILED", error=message)
         raise
     if not outcome.complete:
-        note = (f"{outcome.committed_batches} of {outcome.batches} batches were committed (their changes stand); "
-                f"batch(es) {outcome.failed_batches} failed and the rest were not started. "
-                "Rerunning the job finishes the work without doing anything twice.")
+        note = f"{outcome.describe()}. Rerunning the job finishes the work without doing anything twice."
         finish(job, run, preview, title=title, unit_name=unit_name, status="FAILED", outcome=outcome,
                notes=[note], error=outcome.error)
         raise JobFailed(f"{job.name}: {outcome.error}. {note}")
