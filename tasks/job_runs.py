@@ -113,9 +113,12 @@ def flow_run_namer(prefix: str):
     def name() -> str:
         from prefect.runtime import flow_run
 
+        from tasks.job_parameters import run_date_and_time
+
         parameters = flow_run.parameters.get("parameters") or {}
         as_of = parameters.get("as_of") if isinstance(parameters, dict) else getattr(parameters, "as_of", None)
-        day = as_of or dt.date.today()
+        # No as_of: today in the library's time zone, the date the run itself judges by.
+        day = as_of or run_date_and_time(None)[0]
         dry = parameters.get("dry_run", True) if isinstance(parameters, dict) else getattr(parameters, "dry_run", True)
         return f"{prefix}-{day}" + ("-dry-run" if dry else "")
 
