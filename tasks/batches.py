@@ -83,9 +83,12 @@ def _retry_transient(task, task_run, state) -> bool:
 
 
 def lock_users(conn, batch: pd.DataFrame, column: str = "user_id") -> None:
-    """The default batch lock: the users the batch changes, in id order (no deadlocks between batches)."""
+    """The default batch lock: the users the batch changes and their active fees, in id order (no
+    deadlocks between batches). New loans, requests and fees wait for the user lock; payments, which
+    touch only the fee, wait for the fee lock."""
     ids = sorted({int(i) for i in batch[column]})
     conn.execute(sql_for(conn, "common/lock_users"), {"ids": ids}).all()
+    conn.execute(sql_for(conn, "common/lock_active_fees"), {"ids": ids}).all()
 
 
 def fingerprints(frame: pd.DataFrame, key: str, columns: list[str]) -> pd.Series:

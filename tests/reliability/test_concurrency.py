@@ -253,3 +253,59 @@ def test_two_real_waives_started_at_once_waive_every_fee_once(demo_library, chil
     waived = sum(json.loads(out)["fines_waived"] for (out, _), code in results if code == 0)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM fee_transactions WHERE reason = 'AMNESTY'")).scalar() == waived > 0
+
+
+# ------------------------------------------------------------------ a payment in the middle of a batch
+
+
+def desk_payment(url: str, fee_id: int, amount_minor: int) -> bool:
+    """How a careful desk takes a payment: only from an open fee that still owes at least that much.
+    Returns whether it was taken."""
+    desk = create_engine(url)
+    try:
+        with desk.begin() as conn:
+            taken = conn.execute(text(
+                "UPDATE fees SET balance_minor = balance_minor - :amount WHERE id = :fee "
+                "AND status = 'ACTIVE' AND balance_minor >= :amount"), {"fee": fee_id, "amount": amount_minor}).rowcount
+            if taken:
+                conn.execute(insert(fee_transactions).values(fee_id=fee_id, type="PAYMENT", amount_minor=amount_minor,
+                                                             transaction_time=dt.datetime(2026, 12, 20, 10)))
+            return bool(taken)
+    finally:
+        desk.dispose()
+
+
+def test_a_payment_taken_while_a_purge_batch_waives_the_fee_never_unbalances_the_ledger(
+        engine, db_url, prefect_api, monkeypatch):
+    """The desk takes a payment on a fee between the batch's WAIVE transactions and its closing of the
+    fee. The batch must hold the fee locked, so the payment waits and then finds the fee closed;
+    otherwise the fee would be waived in full *and* paid."""
+    import threading
+
+    import flows.purge_users
+
+    user = add_user(engine, "leaving", purge_date=PURGE_DATE, fees_owed=["6.00"])
+    with engine.connect() as conn:
+        fee_id = conn.execute(select(fees.c.id).where(fees.c.user_id == user)).scalar_one()
+    real_sql_for = flows.purge_users.sql_for
+    desk: dict[str, object] = {}
+
+    def sql_for(conn, name):
+        if name == "purge/close_active_fees" and "thread" not in desk:
+            desk["thread"] = threading.Thread(target=lambda: desk.update(taken=desk_payment(db_url, fee_id, 200)))
+            desk["thread"].start()
+            desk["thread"].join(timeout=3)  # a locked fee makes the desk wait for the batch to commit
+        return real_sql_for(conn, name)
+
+    monkeypatch.setattr(flows.purge_users, "sql_for", sql_for)
+    summary = flows.purge_users.purge_user_records(parameters=flows.purge_users.PurgeParameters(
+        as_of=AS_OF, max_owed="10", max_share=1, dry_run=False))
+    desk["thread"].join(timeout=60)
+
+    assert summary["purged"] == 1 and summary["amount_waived"] == "6.00"
+    assert desk["taken"] is False  # the fee was closed by the time the desk got to it
+    assert ledger_errors(engine) == []
+    with engine.connect() as conn:
+        kinds = conn.execute(select(fee_transactions.c.type, fee_transactions.c.amount_minor)
+                             .where(fee_transactions.c.fee_id == fee_id)).all()
+    assert [tuple(k) for k in kinds] == [("WAIVE", 600)]
