@@ -41,11 +41,6 @@ def other_connection(db_url: str):
     return create_engine(db_url)
 
 
-def user_id(engine, primary_id: str) -> int:
-    with engine.connect() as conn:
-        return conn.execute(select(users.c.id).where(users.c.primary_id == primary_id)).scalar_one()
-
-
 def test_purge_leaves_alone_users_who_borrowed_requested_paid_or_were_fined_since_selection(
         engine, db_url, prefect_api, monkeypatch):
     from flows.purge_users import PurgeParameters, purge_user_records
