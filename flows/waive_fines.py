@@ -118,12 +118,6 @@ def count(eligible: pd.DataFrame) -> dict[str, Any]:
     return {"users_eligible": int(eligible["user_id"].nunique()), **waived_counts(eligible)}
 
 
-def lock_users_and_fees(conn, batch: pd.DataFrame) -> None:
-    lock_users(conn, batch)
-    ids = sorted({int(i) for i in batch["user_id"]})
-    conn.execute(sql_for(conn, "waive/lock_active_fees"), {"ids": ids}).all()
-
-
 def waive_batch(conn, fees: pd.DataFrame, parameters: WaiveParameters, run: JobRun) -> dict[str, Any]:
     """Waive the fees that were re-checked under lock: WAIVE transactions first, then close them."""
     fee_ids = [int(i) for i in fees["fee_pk"]]
@@ -162,7 +156,7 @@ WAIVE = BatchJob(
     decide=decide,
     count=count,
     apply=waive_batch,
-    lock=lock_users_and_fees,
+    lock=lock_users,
     # A fee paid, changed or added since selection changes one of these; that user is left alone.
     fingerprint=("fee_pk", "balance_minor", "owed_minor", "active_fees"),
     selection_counts=("users_eligible",),
