@@ -17,7 +17,9 @@ from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from tasks.batches import lock_users
+from tasks.db import get_engine, read_connection
 from tasks.errors import InvalidInput
+from tasks.init_db import init_db
 from tasks.job_definition import CHANGED_SINCE_SELECTION, BatchJob, JobRun
 from tasks.job_parameters import JobParameters
 from tasks.job_runs import flow_run_namer, record_events
@@ -294,6 +296,22 @@ def parse_segments(value: str) -> list[str]:
     return list(SEGMENTS) if "all" in names else list(dict.fromkeys(names))
 
 
+def check_single_pair(from_user: str, to_user: str) -> None:
+    """One pair named on the command line is a parameter like any other: merging a user into itself
+    or naming a user who does not exist is refused (exit 2) before anything is recorded. In a pairs
+    file the same pair is a failed pair and the others go on, so that a file can be rerun after a crash."""
+    if from_user == to_user:
+        raise InvalidInput(f"--from and --to both name {from_user!r}: a user cannot be merged into itself")
+    engine = get_engine()
+    init_db(engine)
+    with read_connection(engine) as conn:
+        found = {row.primary_id for row in conn.execute(sql_for(conn, "merge/select_users"),
+                                                        {"primary_ids": [from_user, to_user]})}
+    missing = [f"{flag} {pid!r}" for flag, pid in (("--from", from_user), ("--to", to_user)) if pid not in found]
+    if missing:
+        raise InvalidInput(f"no such user: {', '.join(missing)} (no user with that primary id, or already purged or merged)")
+
+
 def merge_parameters_from_cli(args) -> MergeParameters:
     one_pair = args.from_user is not None or args.to_user is not None
     if one_pair and (args.from_user is None or args.to_user is None):
@@ -315,9 +333,12 @@ def merge_parameters_from_cli(args) -> MergeParameters:
     if args.batch_size is not None:
         values["batch_size"] = parse_int("--batch-size", args.batch_size, minimum=1)
     try:
-        return MergeParameters(**values)
+        parameters = MergeParameters(**values)
     except ValidationError as exc:
         raise InvalidInput(validation_message(exc, CLI_FLAGS)) from None
+    if one_pair:
+        check_single_pair(args.from_user, args.to_user)
+    return parameters
 
 
 CLI_FLAGS = {"pairs.0.from_user": "--from", "pairs.0.to_user": "--to", "batch_size": "--batch-size",

@@ -89,12 +89,22 @@ def without_audit(state: dict) -> dict:
     return {k: v for k, v in state.items() if k not in ("job_runs", "job_events")}
 
 
+@pytest.mark.parametrize("pair, named", [(("due", "due"), "'due'"), (("due", "ghost"), "--to 'ghost'"),
+                                         (("phantom", "other"), "--from 'phantom'")])
+def test_merging_a_user_into_itself_or_a_missing_user_is_refused(engine, library, cli, pair, named):
+    code, out, err = cli("merge", "--from", pair[0], "--to", pair[1], "--confirm", "--json")
+    assert code == 2 and named in err and out == ""
+    assert database_state(engine) == library
+
+
 @pytest.mark.parametrize("pair, reason", [(("due", "due"), "SAME_USER"), (("due", "ghost"), "USER_NOT_FOUND"),
                                           (("phantom", "other"), "USER_NOT_FOUND")])
-def test_a_pair_that_cannot_be_merged_fails_by_name_and_changes_no_user(engine, library, cli, tmp_path, pair, reason):
-    """Deliberately not exit 2 (see docs/merge.md): a pair naming a missing user is what rerunning a
-    pairs file after a crash looks like, so it is reported as failed with its reason and the run goes on."""
-    code, out, err = cli("merge", "--from", pair[0], "--to", pair[1], "--confirm", "--json")
+def test_in_a_pairs_file_such_a_pair_fails_by_name_and_changes_no_user(engine, library, cli, tmp_path, pair, reason):
+    """In a pairs file it is not exit 2 (see the README, Merge Users): a pair naming a missing user is what
+    rerunning a pairs file after a crash looks like, so it is reported as failed and the run goes on."""
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"from_user,to_user\n{pair[0]},{pair[1]}\n", encoding="utf-8")
+    code, out, err = cli("merge", "--pairs", pairs, "--confirm", "--json")
     assert code == 0, err
     summary = json.loads(out)
     assert (summary["merged"], summary["failed"]) == (0, {reason: 1})
@@ -166,7 +176,7 @@ def test_sql_looking_values_load_as_plain_text_and_are_never_executed(engine, li
     code, _, err = cli("purge", "--user-group", hostile, "--as-of", AS_OF, "--confirm")
     assert code == 2 and hostile in err
     code, out, err = cli("merge", "--from", hostile, "--to", "ghost'; --", "--confirm", "--json")
-    assert code == 0 and json.loads(out)["failed"] == {"USER_NOT_FOUND": 1}
+    assert code == 2 and "ghost'; --" in err
     with engine.connect() as conn:
         assert conn.execute(select(users.c.primary_id).order_by(users.c.primary_id)).scalars().all() == \
             sorted(["due", "other", hostile])
