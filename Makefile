@@ -21,7 +21,7 @@ demo: setup
 	$(PY) -m flows init-db
 	$(PY) -m flows demo-data --users $(DEMO_USERS) --seed 42
 	$(PY) -m flows purge --grace-period-days 30
-	$(PY) -m flows purge --grace-period-days 30 --confirm
+	$(PY) -m flows purge --grace-period-days 30 --max-share 0.25 --confirm
 	$(PY) -m flows history
 
 test: setup
