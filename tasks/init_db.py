@@ -8,6 +8,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from tasks.codes import seed_codes
 from tasks.db import get_engine, write_transaction
 from tasks.schema import SCHEMA_VERSION, metadata, schema_info, settings
+from tasks.sql import sql_for
 
 DEFAULT_SETTINGS = {"delete_user_policy": "keep-statistics-remove-id"}
 
@@ -18,6 +19,7 @@ def init_db(engine: Engine | None = None) -> int:
     engine = engine or get_engine()
     with write_transaction(engine) as conn:
         metadata.create_all(conn, checkfirst=True)
+        conn.execute(sql_for(conn, "schema/drop_retired_indexes"))
         current = conn.execute(select(schema_info.c.value).where(schema_info.c.key == "schema_version")).scalar()
         if current is not None and int(current) > SCHEMA_VERSION:
             raise RuntimeError(

@@ -94,7 +94,7 @@ users = Table(
     CheckConstraint("account_type IN ('INTERNAL', 'EXTERNAL')", name="users_account_type"),
 )
 Index("ix_users_purge_date", users.c.purge_date)
-Index("ix_users_purged_at", users.c.purged_at)
+# No index on purged_at: see sql/schema/drop_retired_indexes.sql.
 Index("ix_users_user_group", users.c.user_group)
 
 user_identifiers = Table(
