@@ -13,7 +13,7 @@ unset PREFECT_API_URL
 step() {
   local started ended
   started=$(date +%s.%N)
-  .venv/bin/python -m flows "$@" > "$work/out.txt"
+  .venv/bin/python -m flows "$@" > "$work/out.txt" 2> "$work/err.txt"
   ended=$(date +%s.%N)
   printf '| `%s` | %.1f |\n' "$*" "$(echo "$ended - $started" | bc)"
 }

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/run.py --users 1000000
         [--database-url postgresql+psycopg2://postgres@127.0.0.1:5432/lumj_bench_1000000]
         [--merge-pairs 10000] [--replicate-from 100000] [--reuse] [--keep] [--no-write]
+        [--jobs purge,waive,merge] [--batch-size N]
 
 Builds a demo library of N users (tasks/demo_data.py: ~3 loans a user, most of them history; fees for
 about one user in three; segments; ~2% duplicates) in its own database, then, each on a fresh clone of
@@ -127,7 +128,7 @@ def prepare_library(url: str, users: int, reuse: bool, replicate_from: int | Non
     return f"built with make_demo_library in {time.perf_counter() - started:.0f} s"
 
 
-def measure_job(url: str, job: str, server: PrefectServer) -> dict:
+def measure_job(url: str, job: str, server: PrefectServer, batch_size: int | None = None) -> dict:
     """The flow on one clone, the baseline on another; their outcomes must be equal."""
     args, baseline, params = {
         "purge": (scale.PURGE_ARGS, "purge_baseline", scale.purge_baseline_params()),
@@ -139,7 +140,7 @@ def measure_job(url: str, job: str, server: PrefectServer) -> dict:
         print(f"[{job}] baseline ...", flush=True)
         base = scale.run_baseline(base_url, baseline, params)
         print(f"[{job}] baseline {base.seconds:.1f} s; flow ...", flush=True)
-        flow = scale.run_flow_process(flow_url, args, server.env)
+        flow = scale.run_flow_process(flow_url, [*args, *batch_args(batch_size)], server.env)
         print(f"[{job}] flow {flow.seconds:.1f} s (job {flow.flow_seconds:.1f} s), "
               f"peak RSS {flow.peak_rss_mib:.0f} MiB; comparing ...", flush=True)
         diff = scale.differences(scale.snapshot(flow_url), scale.snapshot(base_url))
@@ -152,7 +153,11 @@ def measure_job(url: str, job: str, server: PrefectServer) -> dict:
     return {"flow": flow, "baseline_s": base.seconds, "task_runs": task_runs}
 
 
-def measure_merge(url: str, pairs_wanted: int, server: PrefectServer) -> dict | None:
+def batch_args(batch_size: int | None) -> list[str]:
+    return ["--batch-size", str(batch_size)] if batch_size else []
+
+
+def measure_merge(url: str, pairs_wanted: int, server: PrefectServer, batch_size: int | None = None) -> dict | None:
     pairs = scale.duplicate_pairs(url, pairs_wanted)
     if pairs.empty:
         return None
@@ -163,7 +168,7 @@ def measure_merge(url: str, pairs_wanted: int, server: PrefectServer) -> dict | 
         pairs[["from_user", "to_user"]].to_csv(csv_path, index=False)
         before = scale.held_by(merge_url, [*pairs["id_from"], *pairs["id_to"]])
         print(f"[merge] {len(pairs):,} pairs ...", flush=True)
-        flow = scale.run_flow_process(merge_url, [*scale.MERGE_ARGS, "--pairs", str(csv_path)], server.env)
+        flow = scale.run_flow_process(merge_url, [*scale.MERGE_ARGS, "--pairs", str(csv_path), *batch_args(batch_size)], server.env)
         problems = scale.merge_problems(merge_url, pairs, before, flow.summary)
         if problems:
             raise SystemExit("[merge] " + "; ".join(problems))
@@ -186,22 +191,23 @@ def machine() -> str:
     return f"{cores} cores, {memory:.0f} GiB RAM, {platform.system()} {platform.release()}, {database}"
 
 
-def render(users: int, built: str | None, purge: dict, waive: dict, merge: dict | None, started: dt.datetime,
-           load: str) -> str:
-    p, w = purge["flow"], waive["flow"]
-    purged, fees = p.summary["purged"], w.summary["fines_waived"]
-    rows = [
-        ("purge", f"{purged:,} users purged ({p.summary['fines_waived']:,} fees waived)", p.seconds, p.flow_seconds,
-         purge["baseline_s"], f"{purged / p.seconds:,.0f} users/s", f"{purged / purge['baseline_s']:,.0f} users/s",
-         p.peak_rss_mib, purge["task_runs"]),
-        ("waive", f"{fees:,} fees of {w.summary['users_waived']:,} users", w.seconds, w.flow_seconds,
-         waive["baseline_s"], f"{fees / w.seconds:,.0f} fees/s", f"{fees / waive['baseline_s']:,.0f} fees/s",
-         w.peak_rss_mib, waive["task_runs"]),
-    ]
+def render(users: int, built: str | None, purge: dict | None, waive: dict | None, merge: dict | None,
+           started: dt.datetime, load: str, batch_size: int | None = None) -> str:
+    rows = []
+    if purge:
+        p, purged = purge["flow"], purge["flow"].summary["purged"]
+        rows.append(("purge", f"{purged:,} users purged ({p.summary['fines_waived']:,} fees waived)", p.seconds,
+                     p.flow_seconds, purge["baseline_s"], f"{purged / p.seconds:,.0f} users/s",
+                     f"{purged / purge['baseline_s']:,.0f} users/s", p.peak_rss_mib, purge["task_runs"]))
+    if waive:
+        w, fees = waive["flow"], waive["flow"].summary["fines_waived"]
+        rows.append(("waive", f"{fees:,} fees of {w.summary['users_waived']:,} users", w.seconds, w.flow_seconds,
+                     waive["baseline_s"], f"{fees / w.seconds:,.0f} fees/s", f"{fees / waive['baseline_s']:,.0f} fees/s",
+                     w.peak_rss_mib, waive["task_runs"]))
     lines = [
         f"### {users:,} users — {started:%Y-%m-%d %H:%M} UTC",
         "",
-        f"Machine: {machine()}; load average at start {load}. "
+        f"Machine: {machine()}; load average at start {load}; batch size {batch_size or 'default'}. "
         + (f"Library {built}." if built else "Library reused from an earlier run of the benchmark (--reuse)."),
         "",
         "| job | work | flow s (command) | flow s (job) | baseline s | flow throughput | baseline throughput "
@@ -241,6 +247,8 @@ def main() -> int:
     parser.add_argument("--database-url", help="where to build the library (default: PostgreSQL on 127.0.0.1, "
                                                "database lumj_bench_<users>)")
     parser.add_argument("--merge-pairs", type=int, default=10_000)
+    parser.add_argument("--jobs", default="purge,waive,merge", help="which to measure (default: all three)")
+    parser.add_argument("--batch-size", type=int, help="the flows' --batch-size (default: the flows' own)")
     parser.add_argument("--reuse", action="store_true", help="use the library already built there")
     parser.add_argument("--replicate-from", type=int, metavar="M",
                         help="build M users with make_demo_library and copy them to N (PostgreSQL; much faster)")
@@ -255,14 +263,16 @@ def main() -> int:
     print(built or "library reused", flush=True)
     server = PrefectServer()
     try:
-        purge = measure_job(BENCH_URL, "purge", server)
-        waive = measure_job(BENCH_URL, "waive", server)
-        merge = measure_merge(BENCH_URL, args.merge_pairs, server) if args.merge_pairs else None
+        jobs = set(args.jobs.split(","))
+        purge = measure_job(BENCH_URL, "purge", server, args.batch_size) if "purge" in jobs else None
+        waive = measure_job(BENCH_URL, "waive", server, args.batch_size) if "waive" in jobs else None
+        merge = (measure_merge(BENCH_URL, args.merge_pairs, server, args.batch_size)
+                 if "merge" in jobs and args.merge_pairs else None)
     finally:
         server.stop()
         if not args.keep:
             scale.drop_database(BENCH_URL)
-    block = render(args.users, built, purge, waive, merge, started, load)
+    block = render(args.users, built, purge, waive, merge, started, load, args.batch_size)
     print("\n" + block)
     if not args.no_write:
         write_results(args.users, block)
