@@ -25,4 +25,4 @@ demo: setup
 	$(PY) -m flows history
 
 test: setup
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
