@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 # Prefect reads its settings at import time: point it at a private home before anything imports it.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="lumj-prefect-")
@@ -22,10 +23,6 @@ os.environ.pop("DATABASE_URL", None)
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _pg_url(dbname: str) -> str:
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + dbname
 
 
 def _pg_admin():
@@ -44,19 +41,16 @@ def pg_template():
             pytest.fail(f"PostgreSQL is required in CI but unreachable: {exc}")
         yield None
         return
-    name = f"lumj_tpl_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    from benchmarks.library_scale import create_pg_database, drop_database
     from tasks.db import dispose_engines, get_engine
     from tasks.init_db import init_db
 
-    url = _pg_url(name)
+    admin.dispose()
+    url = create_pg_database(PG_ADMIN_URL, f"lumj_tpl_{uuid.uuid4().hex[:10]}")
     init_db(get_engine(url))
     dispose_engines()
-    yield name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield make_url(url).database
+    drop_database(url)
 
 
 def _new_database(kind: str, pg_template, tmp_path) -> tuple[str, callable]:
@@ -64,17 +58,10 @@ def _new_database(kind: str, pg_template, tmp_path) -> tuple[str, callable]:
         return f"sqlite:///{tmp_path}/library.db", lambda: None
     if pg_template is None:
         pytest.skip("PostgreSQL is not reachable (required when CI=true)")
-    name = f"lumj_t_{uuid.uuid4().hex[:12]}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
+    from benchmarks.library_scale import create_pg_database, drop_database
 
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return _pg_url(name), drop
+    url = create_pg_database(PG_ADMIN_URL, f"lumj_t_{uuid.uuid4().hex[:12]}", template=pg_template)
+    return url, lambda: drop_database(url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import sqlite3
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+
+from benchmarks import library_scale as scale
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.date(2026, 12, 20)
@@ -23,53 +23,26 @@ DEMO_SEED = 20261220
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
-def _pg_url(dbname: str) -> str:
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + dbname
-
-
-def _pg_admin():
-    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-
-
 class Library:
-    """A built library that can be copied into fresh databases, each dropped at the end."""
+    """A built library that can be copied into fresh databases, each dropped at the end. Copies use
+    the benchmark's clone (SQLite backup API; PostgreSQL CREATE DATABASE ... TEMPLATE)."""
 
-    def __init__(self, kind: str, base: str, workdir: Path):
+    def __init__(self, kind: str, url: str):
         self.kind = kind
-        self.base = base          # SQLite file path or PostgreSQL database name
-        self.workdir = workdir
+        self.url = url
         self._made: list[str] = []
 
     def copy(self) -> str:
-        from tasks.db import dispose_engines
-
-        dispose_engines()  # a template must have no open sessions
-        if self.kind == "sqlite":
-            path = self.workdir / f"copy-{uuid.uuid4().hex[:8]}.db"
-            source, target = sqlite3.connect(self.base), sqlite3.connect(path)
-            source.backup(target)
-            source.close()
-            target.close()
-            return f"sqlite:///{path}"
-        name = f"lumj_r_{uuid.uuid4().hex[:12]}"
-        admin = _pg_admin()
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self.base}"'))
-        admin.dispose()
-        self._made.append(name)
-        return _pg_url(name)
+        url = scale.clone_database(self.url, f"copy_{uuid.uuid4().hex[:8]}")
+        self._made.append(url)
+        return url
 
     def drop_copies(self) -> None:
-        if self.kind != "postgresql":
-            return
         from tasks.db import dispose_engines
 
         dispose_engines()
-        admin = _pg_admin()
-        with admin.connect() as conn:
-            for name in [*self._made, self.base]:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        for url in [*self._made, self.url]:
+            scale.drop_database(url)
 
 
 def build_library(kind: str, pg_template, workdir: Path, build) -> Library:
@@ -78,18 +51,11 @@ def build_library(kind: str, pg_template, workdir: Path, build) -> Library:
     from tasks.init_db import init_db
 
     if kind == "sqlite":
-        path = workdir / "template.db"
-        url = f"sqlite:///{path}"
-        base = str(path)
+        url = f"sqlite:///{workdir / 'template.db'}"
     else:
         if pg_template is None:
             pytest.skip("PostgreSQL is not reachable (required when CI=true)")
-        base = f"lumj_rt_{uuid.uuid4().hex[:10]}"
-        admin = _pg_admin()
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{base}" TEMPLATE "{pg_template}"'))
-        admin.dispose()
-        url = _pg_url(base)
+        url = scale.create_pg_database(PG_ADMIN_URL, f"lumj_rt_{uuid.uuid4().hex[:10]}", template=pg_template)
     engine = get_engine(url)
     init_db(engine)
     build(engine)
@@ -97,7 +63,7 @@ def build_library(kind: str, pg_template, workdir: Path, build) -> Library:
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     dispose_engines()
-    return Library(kind, base, workdir)
+    return Library(kind, url)
 
 
 def demo_build(engine) -> None:
