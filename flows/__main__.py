@@ -190,16 +190,28 @@ def _print_result(args, summary: dict[str, Any]) -> int:
     return EXIT_OK
 
 
-def cmd_purge(args) -> int:
-    from flows.purge_users import purge_parameters_from_cli, purge_user_records
+def _validated(validate, parameters):
+    """The flow validates its codes too (runs from the Prefect UI need it); checking them here first
+    lets the CLI refuse bad codes with its one-line message instead of a failed flow run's traceback."""
+    from tasks.db import read_connection
 
-    return _print_result(args, purge_user_records(parameters=purge_parameters_from_cli(args)))
+    with read_connection(_engine()) as conn:
+        validate(conn, parameters)
+    return parameters
+
+
+def cmd_purge(args) -> int:
+    from flows.purge_users import purge_parameters_from_cli, purge_user_records, validate
+
+    parameters = _validated(validate, purge_parameters_from_cli(args))
+    return _print_result(args, purge_user_records(parameters=parameters))
 
 
 def cmd_waive(args) -> int:
-    from flows.waive_fines import bulk_fine_waiving, waive_parameters_from_cli
+    from flows.waive_fines import bulk_fine_waiving, validate, waive_parameters_from_cli
 
-    return _print_result(args, bulk_fine_waiving(parameters=waive_parameters_from_cli(args)))
+    parameters = _validated(validate, waive_parameters_from_cli(args))
+    return _print_result(args, bulk_fine_waiving(parameters=parameters))
 
 
 def cmd_merge(args) -> int:

@@ -252,3 +252,15 @@ def test_a_payment_during_the_batch_waits_for_it(engine, prefect_api, monkeypatc
     assert blocked == [fee]
     assert summary["fines_waived"] == 1 and fees_of(engine, "at-the-desk") == [("OVERDUEFINE", "CLOSED", 0)]
     assert ledger_errors(engine) == []
+
+
+def test_a_run_from_the_prefect_ui_with_an_unknown_reason_fails_before_recording_anything(engine, prefect_api):
+    """The CLI checks codes before it starts the flow; a deployment run reaches the flow's own check."""
+    from tasks.errors import InvalidInput
+
+    add_user(engine, "owes", fees_owed=["5.00"])
+    with pytest.raises(InvalidInput, match="unknown waive reason 'NOPE'.*AMNESTY"):
+        bulk_fine_waiving(parameters=WaiveParameters(max_fine_threshold="10", waive_reason="NOPE", dry_run=False))
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(job_runs)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(fee_transactions)).scalar() == 0
