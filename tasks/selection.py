@@ -30,7 +30,9 @@ def read_chunks(conn: Connection, name: str, params: dict[str, Any],
         if not rows:
             break
         yielded = True
-        yield pd.DataFrame.from_records(rows, columns=columns)
+        # Plain tuples: pandas probes each SQLAlchemy Row for attributes, which costs more than the
+        # query on a batch re-check (profiled, BENCHMARKS.md).
+        yield pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns)
     result.close()
     if not yielded:
         # The rules still see the columns, so an empty library decides like any other.

@@ -1,5 +1,6 @@
 -- Purge candidates: live users whose purge date is before the cut-off, with every fact the purge
--- rules judge (tasks/purge_rules.py). Correlated counts use the (user_id, status) indexes, so the
+-- rules judge (tasks/purge_rules.py); sums are cast to BIGINT so they reach Python as integers, not
+-- Decimals. Correlated counts use the (user_id, status) indexes, so the
 -- same statement serves the whole library and a batch re-check alike.
 -- parameters: :cutoff (date: purge_date < cutoff), :restrict (1 = only :ids), :ids (user ids)
 -- expanding: ids
@@ -10,7 +11,7 @@ SELECT
     u.record_type,
     u.protected,
     u.purge_date,
-    (SELECT COALESCE(SUM(f.balance_minor), 0) FROM fees f
+    (SELECT CAST(COALESCE(SUM(f.balance_minor), 0) AS BIGINT) FROM fees f
       WHERE f.user_id = u.id AND f.status = 'ACTIVE') AS owed_minor,
     (SELECT COUNT(*) FROM fees f
       WHERE f.user_id = u.id AND f.status = 'ACTIVE' AND f.balance_minor > 0) AS active_fees,
