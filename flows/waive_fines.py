@@ -16,7 +16,7 @@ import pandas as pd
 from prefect import flow
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
-from tasks.batches import lock_users
+from tasks.batches import lock_active_fees
 from tasks.codes import require_codes
 from tasks.errors import InvalidInput
 from tasks.job_definition import CHANGED_SINCE_SELECTION, BatchJob, JobRun
@@ -85,7 +85,8 @@ class WaiveParameters(JobParameters):
 
 
 def select_candidates(conn, parameters: WaiveParameters, run: JobRun, keys=None):
-    return read_chunks(conn, "waive/select_candidates", restrict_params(keys))
+    return read_chunks(conn, "waive/select_candidates",
+                       {"need_due": int(parameters.exclude_overdue), **restrict_params(keys)})
 
 
 def decide(candidates: pd.DataFrame, parameters: WaiveParameters, run: JobRun) -> pd.DataFrame:
@@ -99,7 +100,9 @@ def decide(candidates: pd.DataFrame, parameters: WaiveParameters, run: JobRun) -
         created_to=parameters.created_to,
         exclude_overdue=parameters.exclude_overdue,
     )
-    decided["owed"] = decided["owed_minor"].map(format_amount)  # the report shows amounts, not cents
+    # The report shows amounts, not cents; a library's totals repeat, so each is formatted once.
+    owed = decided["owed_minor"]
+    decided["owed"] = owed.map({v: format_amount(v) for v in pd.unique(owed)})
     return decided
 
 
@@ -156,7 +159,7 @@ WAIVE = BatchJob(
     decide=decide,
     count=count,
     apply=waive_batch,
-    lock=lock_users,
+    lock=lock_active_fees,
     # A fee paid, changed or added since selection changes one of these; that user is left alone.
     fingerprint=("fee_pk", "balance_minor", "owed_minor", "active_fees"),
     selection_counts=("users_eligible",),

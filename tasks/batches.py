@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
@@ -82,13 +83,24 @@ def _retry_transient(task, task_run, state) -> bool:
     return False
 
 
+def _user_ids(batch: pd.DataFrame, column: str) -> list[int]:
+    return sorted({int(i) for i in batch[column]})  # id order: no deadlocks between batches
+
+
 def lock_users(conn, batch: pd.DataFrame, column: str = "user_id") -> None:
-    """The default batch lock: the users the batch changes and their active fees, in id order (no
-    deadlocks between batches). New loans, requests and fees wait for the user lock; payments, which
-    touch only the fee, wait for the fee lock."""
-    ids = sorted({int(i) for i in batch[column]})
+    """The batch lock of a job that changes users: the users and their active fees. New loans,
+    requests and fees wait for the user lock; payments, which touch only the fee, wait for the fee lock."""
+    ids = _user_ids(batch, column)
     conn.execute(sql_for(conn, "common/lock_users"), {"ids": ids}).all()
     conn.execute(sql_for(conn, "common/lock_active_fees"), {"ids": ids}).all()
+
+
+def lock_active_fees(conn, batch: pd.DataFrame, column: str = "user_id") -> None:
+    """The batch lock of a job that changes only fees: the users' active fees, so a payment cannot
+    slip in between a fee's WAIVE transaction and its closing. A fee added meanwhile needs no lock:
+    it was not there when the batch re-read the user's total, so the result is the same as the batch
+    committing first and the fee being added after."""
+    conn.execute(sql_for(conn, "common/lock_active_fees"), {"ids": _user_ids(batch, column)}).all()
 
 
 def fingerprints(frame: pd.DataFrame, key: str, columns: list[str]) -> pd.Series:
@@ -96,7 +108,11 @@ def fingerprints(frame: pd.DataFrame, key: str, columns: list[str]) -> pd.Series
     if frame.empty:
         return pd.Series(dtype="uint64")
     cols = [key, *columns]
-    hashed = pd.util.hash_pandas_object(frame[cols].astype(str), index=False)
+    # Numbers as float64 (exact for ids, counts and cents), so a column read as int64 in one frame
+    # and as float64 in another (a NULL elsewhere in its chunk) hashes the same; only text-like
+    # columns go through str, which costs ten times more (profiled, BENCHMARKS.md).
+    values = frame[cols].apply(lambda c: c.astype("float64") if is_numeric_dtype(c) else c.astype(str))
+    hashed = pd.util.hash_pandas_object(values, index=False)
     return hashed.groupby(frame[key].to_numpy()).sum()
 
 
@@ -108,7 +124,9 @@ def recheck(job: BatchJob, selected: pd.DataFrame, current: pd.DataFrame) -> tup
     if job.fingerprint:
         before = fingerprints(selected, job.key, list(job.fingerprint))
         after = fingerprints(still, job.key, list(job.fingerprint))
-        ok = {k for k in ok if k in before.index and k in after.index and before[k] == after[k]}
+        both = before.index.intersection(after.index)
+        same = before.loc[both].to_numpy() == after.loc[both].to_numpy()
+        ok &= set(both[same])
     changed = [k for k in keys if k not in ok]
     return still[still[job.key].isin(ok)], changed
 

@@ -304,3 +304,79 @@ def test_a_payment_taken_while_a_purge_batch_waives_the_fee_never_unbalances_the
         kinds = conn.execute(select(fee_transactions.c.type, fee_transactions.c.amount_minor)
                              .where(fee_transactions.c.fee_id == fee_id)).all()
     assert [tuple(k) for k in kinds] == [("WAIVE", 600)]
+
+
+def during_waive_batch(monkeypatch, statement: str, desk_action: Callable[[], object]) -> dict[str, object]:
+    """Run `desk_action` on another connection just before the waive batch runs `statement`, and give it
+    3 s: a desk that must wait for the batch's locks is still waiting when the batch goes on."""
+    import threading
+
+    import flows.waive_fines
+
+    real_sql_for = flows.waive_fines.sql_for
+    desk: dict[str, object] = {}
+
+    def sql_for(conn, name):
+        if name == statement and "thread" not in desk:
+            desk["thread"] = threading.Thread(target=lambda: desk.update(result=desk_action(),
+                                                                         at=time.monotonic()))
+            desk["thread"].start()
+            desk["thread"].join(timeout=3)
+            desk["batch_went_on"] = time.monotonic()
+        return real_sql_for(conn, name)
+
+    monkeypatch.setattr(flows.waive_fines, "sql_for", sql_for)
+    return desk
+
+
+def test_a_payment_taken_while_a_waive_batch_waives_the_fee_never_unbalances_the_ledger(
+        engine, db_url, prefect_api, monkeypatch):
+    """As for purge: the waive batch holds the fee locked between its WAIVE transaction and its closing
+    of the fee, so a payment waits and then finds the fee closed."""
+    from flows.waive_fines import WaiveParameters, bulk_fine_waiving
+
+    user = add_user(engine, "amnesty", fees_owed=["6.00"])
+    with engine.connect() as conn:
+        fee_id = conn.execute(select(fees.c.id).where(fees.c.user_id == user)).scalar_one()
+    desk = during_waive_batch(monkeypatch, "waive/close_fees", lambda: desk_payment(db_url, fee_id, 200))
+    summary = bulk_fine_waiving(parameters=WaiveParameters(max_fine_threshold="10", waive_reason="AMNESTY",
+                                                           as_of=AS_OF, dry_run=False))
+    desk["thread"].join(timeout=60)
+
+    assert (summary["fines_waived"], summary["amount_waived"]) == (1, "6.00")
+    assert desk["result"] is False and desk["at"] > desk["batch_went_on"]  # it waited, then found it closed
+    assert ledger_errors(engine) == [] and waived_twice(engine) == []
+    with engine.connect() as conn:
+        kinds = conn.execute(select(fee_transactions.c.type, fee_transactions.c.amount_minor)
+                             .where(fee_transactions.c.fee_id == fee_id)).all()
+    assert [tuple(k) for k in kinds] == [("WAIVE", 600)]
+
+
+def test_a_fine_charged_while_a_waive_batch_commits_comes_after_it_and_stays_active(
+        engine, db_url, prefect_api, monkeypatch):
+    """The waive batch locks fees, not users: on PostgreSQL a fine charged to one of its users while it
+    writes does not wait for it. The fine was not there when the batch re-read the user's total, so it is
+    simply later than the waive: the user's old fees are waived, the new fine stays active."""
+    from flows.waive_fines import WaiveParameters, bulk_fine_waiving
+
+    user = add_user(engine, "amnesty", fees_owed=["6.00"])
+    desk_engine = other_connection(db_url)
+
+    def charge_fine() -> int:
+        with desk_engine.begin() as conn:
+            return add_fee(conn, user, "9.00")
+
+    desk = during_waive_batch(monkeypatch, "waive/insert_waive_transactions", charge_fine)
+    summary = bulk_fine_waiving(parameters=WaiveParameters(max_fine_threshold="10", waive_reason="AMNESTY",
+                                                           as_of=AS_OF, dry_run=False))
+    desk["thread"].join(timeout=60)
+    desk_engine.dispose()
+
+    assert (summary["fines_waived"], summary["amount_waived"]) == (1, "6.00")
+    if db_url.startswith("postgresql"):  # SQLite has one writer: the desk waits for the batch there
+        assert desk["at"] < desk["batch_went_on"]
+    with engine.connect() as conn:
+        active = conn.execute(select(fees.c.id, fees.c.balance_minor)
+                              .where(fees.c.user_id == user, fees.c.status == "ACTIVE")).all()
+    assert [tuple(r) for r in active] == [(desk["result"], 900)]
+    assert ledger_errors(engine) == [] and waived_twice(engine) == []
