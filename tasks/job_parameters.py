@@ -24,7 +24,7 @@ class JobParameters(BaseModel):
         description="The run date the rules judge by (YYYY-MM-DD). Empty means today in the library's time zone.",
     )
     batch_size: int = Field(
-        default=1000, ge=1, le=100_000,
+        default=5000, ge=1, le=100_000,
         description="Units (users, pairs) per database transaction. A batch is committed whole or not at all.",
     )
     require_approval: bool = Field(
