@@ -114,10 +114,14 @@ def purge_batch(conn, users: pd.DataFrame, parameters: PurgeParameters, run: Job
                  {"ids": ids, "reason": WAIVE_REASON, "comment": "waived by Purge User Records",
                   "now": run.now, "run_id": run.run_id})
     conn.execute(sql_for(conn, "purge/close_active_fees"), {"ids": ids})
-    conn.execute(sql_for(conn, "purge/mark_purged"), {"ids": ids, "now": run.now, "policy": policy})
     conn.execute(sql_for(conn, "purge/insert_user_purged_events"),
                  {**events, "details": json.dumps({"policy": policy}, sort_keys=True)})
-    apply_policy(conn, policy, ids)
+    # Marking the users purged is part of the policy's one rewrite of each user row.
+    purged = apply_policy(conn, policy, ids, purged_at=run.now)
+    if len(purged) != len(ids):
+        # Every user of the batch was re-checked under lock as not yet purged; anything else is a bug,
+        # and the whole batch rolls back rather than leave users half purged.
+        raise RuntimeError(f"the policy reached {len(purged)} of the batch's {len(ids)} users")
     return {
         "purged": len(ids),
         "fines_waived": sum(int(r.fees) for r in fee_totals),
@@ -127,7 +131,8 @@ def purge_batch(conn, users: pd.DataFrame, parameters: PurgeParameters, run: Job
 
 def lock_batch(conn, users: pd.DataFrame) -> None:
     """The policy first (a stricter policy set meanwhile waits for this batch, then reaches its users
-    too), then the users, in the same order as `policy set` takes them: no deadlock between the two."""
+    too), then the users, in the same order as `policy set` takes them: no deadlock between the two.
+    Proxy rows, which a batch running beside this one may share, are locked last (policy/delete_proxies)."""
     lock_policy_shared(conn)
     lock_users(conn, users)
 

@@ -1,5 +1,4 @@
--- Delete-user policy, every level: a purged user's user_addresses go (they reach a person).
--- parameters: :restrict (1 = only the users :ids, 0 = every purged user), :ids (user ids)
+-- Delete-user policy, every level: the user_addresses of the users being reduced go (they reach a person).
+-- parameters: :ids (ids of users that reduce_users has just marked purged)
 -- expanding: ids
-DELETE FROM user_addresses
-WHERE user_id IN (SELECT id FROM users WHERE purged_at IS NOT NULL AND (:restrict = 0 OR id IN :ids))
+DELETE FROM user_addresses WHERE user_id IN :ids

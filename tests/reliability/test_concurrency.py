@@ -380,3 +380,58 @@ def test_a_fine_charged_while_a_waive_batch_commits_comes_after_it_and_stays_act
                               .where(fees.c.user_id == user, fees.c.status == "ACTIVE")).all()
     assert [tuple(r) for r in active] == [(desk["result"], 900)]
     assert ledger_errors(engine) == [] and waived_twice(engine) == []
+
+
+def test_purge_batches_that_share_proxy_rows_do_not_deadlock(engine, db_url, monkeypatch):
+    """Two users purged in batches running at once, each a proxy for the other: both batches delete
+    both proxy rows. Deleted kind by kind (the users' own rows, then the rows naming them), the rows were
+    locked in opposite orders and the batches deadlocked (seen at 1,000,000 users). Both batches are
+    held just before they delete proxies and then let go together: both must commit."""
+    import threading
+
+    import pandas as pd
+
+    import tasks.policy
+    from flows.purge_users import PURGE
+    from tasks.db import write_transaction
+    from tasks.schema import user_proxies
+
+    alpha = add_user(engine, "alpha", purge_date=PURGE_DATE)
+    beta = add_user(engine, "beta", purge_date=PURGE_DATE)
+    with engine.begin() as conn:
+        conn.execute(insert(user_proxies), [{"user_id": alpha, "proxy_for_primary_id": "beta"},
+                                            {"user_id": beta, "proxy_for_primary_id": "alpha"}])
+    real_sql_for = tasks.policy.sql_for
+    arrived = {alpha: threading.Event(), beta: threading.Event()}
+    batch = threading.local()
+    errors: list[BaseException] = []
+
+    def sql_for(conn, name):
+        if name == "policy/delete_proxies":
+            arrived[batch.user].set()
+            arrived[batch.other].wait(timeout=3)  # SQLite's second batch is still waiting to begin
+        return real_sql_for(conn, name)
+
+    monkeypatch.setattr(tasks.policy, "sql_for", sql_for)
+
+    def purge_batch_of(user: int, other: int) -> None:
+        batch.user, batch.other = user, other
+        try:
+            with write_transaction(engine) as conn:
+                PURGE.lock(conn, pd.DataFrame({"user_id": [user]}))
+                tasks.policy.apply_policy(conn, "keep-statistics-remove-id", [user],
+                                          purged_at=dt.datetime(2026, 12, 20, 12))
+        except BaseException as exc:  # noqa: BLE001 - the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=purge_batch_of, args=pair) for pair in ((alpha, beta), (beta, alpha))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    with engine.connect() as conn:
+        assert conn.execute(select(user_proxies.c.id)).all() == []
+        assert conn.execute(select(users.c.primary_id, users.c.purge_policy).where(users.c.id.in_([alpha, beta]))
+                            ).all() == [(None, "keep-statistics-remove-id")] * 2
