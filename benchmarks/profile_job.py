@@ -30,23 +30,21 @@ from sqlalchemy.engine import Engine  # noqa: E402
 
 from benchmarks import library_scale as scale  # noqa: E402
 from benchmarks.run import PrefectServer  # noqa: E402
-from tasks.sql import SQL_DIR  # noqa: E402
+from tasks.sql import SQL_DIR, load_sql  # noqa: E402
 
 _lock = threading.Lock()
 statement_time: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0])
 phase_time: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0])
 
 
-def _key(sql: str) -> str:
-    return re.sub(r"\s+", " ", sql).strip()[:60]
-
-
-def _names() -> dict[str, str]:
-    """Statement text prefix -> sql/ file name, so the profile speaks of files, not SQL."""
+def _names() -> dict[int, str]:
+    """Statement object -> its sql/ file: load_sql caches one clause per file and dialect, and the
+    executed statement carries the clause it was compiled from."""
     names = {}
     for path in SQL_DIR.rglob("*.sql"):
-        body = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("--"))
-        names[_key(body)[:40]] = str(path.relative_to(SQL_DIR))
+        name = str(path.relative_to(SQL_DIR))[: -len(".sql")].split(".")[0]
+        for dialect in ("postgresql", "sqlite"):
+            names[id(load_sql(name, dialect))] = name
     return names
 
 
@@ -60,8 +58,8 @@ def _install_statement_timer() -> None:
     @event.listens_for(Engine, "after_cursor_execute")
     def after(conn, cursor, statement, parameters, context, executemany):
         elapsed = time.perf_counter() - conn.info["started"].pop()
-        prefix = _key(re.sub(r"%\(\w+\)s|= ANY\(", "", statement))[:40]
-        name = names.get(_key(statement)[:40]) or names.get(prefix) or _key(statement)
+        clause = getattr(getattr(context, "compiled", None), "statement", None)
+        name = names.get(id(clause)) or re.sub(r"\s+", " ", statement).strip()[:60]
         with _lock:
             statement_time[name][0] += elapsed
             statement_time[name][1] += 1

@@ -86,7 +86,9 @@ class WaiveParameters(JobParameters):
 
 def select_candidates(conn, parameters: WaiveParameters, run: JobRun, keys=None):
     return read_chunks(conn, "waive/select_candidates",
-                       {"need_due": int(parameters.exclude_overdue), **restrict_params(keys)})
+                       {"need_due": int(parameters.exclude_overdue),
+                        "need_created": int(parameters.created_from is not None or parameters.created_to is not None),
+                        **restrict_params(keys)})
 
 
 def decide(candidates: pd.DataFrame, parameters: WaiveParameters, run: JobRun) -> pd.DataFrame:

@@ -5,9 +5,12 @@
 -- 5.0 s as a window over an index scan with a per-fee sub-select, 2.7 s so; BENCHMARKS.md).
 -- earliest_due, the earliest due date of an active loan, is looked up only when the run leaves out
 -- users with overdue loans (:need_due = 1), once per user; the rules compare it with the run time in
--- Python, because SQLite stores times as text and a text comparison gets the boundary wrong. The same
--- statement serves the whole library and a batch re-check alike.
--- parameters: :need_due (1 = look up earliest_due), :restrict (1 = only :ids), :ids (user ids)
+-- Python, because SQLite stores times as text and a text comparison gets the boundary wrong. Likewise
+-- creation_time is read only when the run has a creation-date limit (:need_created = 1): a time per
+-- fee row costs more to bring to Python than the column is worth otherwise. The same statement
+-- serves the whole library and a batch re-check alike.
+-- parameters: :need_due (1 = look up earliest_due), :need_created (1 = read creation_time),
+--             :restrict (1 = only :ids), :ids (user ids)
 -- expanding: ids
 SELECT
     u.id AS user_id,
@@ -18,7 +21,7 @@ SELECT
     f.fee_id,
     f.fee_type,
     f.balance_minor,
-    f.creation_time,
+    CASE WHEN :need_created = 1 THEN f.creation_time END AS creation_time,
     o.owed_minor,
     o.active_fees,
     o.earliest_due
