@@ -24,8 +24,10 @@ class JobParameters(BaseModel):
         description="The run date the rules judge by (YYYY-MM-DD). Empty means today in the library's time zone.",
     )
     batch_size: int = Field(
-        default=5000, ge=1, le=100_000,
-        description="Units (users, pairs) per database transaction. A batch is committed whole or not at all.",
+        # At most 10,000: a batch's statements bind its ids one by one on SQLite, which takes 32,766.
+        default=5000, ge=1, le=10_000,
+        description="Units (users, pairs) per database transaction (at most 10,000). A batch is committed "
+                    "whole or not at all.",
     )
     require_approval: bool = Field(
         default=False,

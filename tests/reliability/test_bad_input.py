@@ -42,6 +42,8 @@ BAD_PARAMETERS = [
     (["purge", "--as-of", "20-12-2026"], ["--as-of", "20-12-2026"]),
     (["purge", "--as-of", "2026-02-30"], ["--as-of", "2026-02-30"]),
     (["purge", "--batch-size", "0"], ["--batch-size", "0"]),
+    (["waive", "--max-fine-threshold", "10", "--reason", "AMNESTY", "--batch-size", "10001"],
+     ["--batch-size", "10001", "10000"]),
     (["purge", "--max-share", "2"], ["--max-share", "2"]),
     (["waive", "--max-fine-threshold", "10", "--reason", "BRIBE"], ["'BRIBE'", "AMNESTY", "GOODWILL"]),
     (["waive", "--max-fine-threshold", "0", "--reason", "AMNESTY"], ["--max-fine-threshold", "0"]),
