@@ -35,7 +35,7 @@ def start_in_background(**overrides):
 def wait_until_paused(engine, outcome, timeout=60):
     """The job run waiting for approval, its Paused flow run, and the text of the approval form."""
     from prefect import get_client
-    from prefect.exceptions import ObjectNotFound
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
     from prefect.input.run_input import keyset_from_paused_state
 
     deadline = time.monotonic() + timeout
@@ -52,8 +52,10 @@ def wait_until_paused(engine, outcome, timeout=60):
                     try:
                         form = client.read_flow_run_input(flow_run.id, keys["description"])
                         client.read_flow_run_input(flow_run.id, keys["schema"])
-                    except ObjectNotFound:
-                        pass
+                    except (ObjectNotFound, PrefectHTTPStatusError) as exc:
+                        # Not saved yet: the client reports a missing input as a plain 404.
+                        if isinstance(exc, PrefectHTTPStatusError) and exc.response.status_code != 404:
+                            raise
                     else:
                         return row, flow_run, form
             time.sleep(0.3)
