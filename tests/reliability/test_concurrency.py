@@ -385,8 +385,9 @@ def test_a_fine_charged_while_a_waive_batch_commits_comes_after_it_and_stays_act
 def test_purge_batches_that_share_proxy_rows_do_not_deadlock(engine, db_url, monkeypatch):
     """Two users purged in batches running at once, each a proxy for the other: both batches delete
     both proxy rows. Deleted kind by kind (the users' own rows, then the rows naming them), the rows were
-    locked in opposite orders and the batches deadlocked (seen at 1,000,000 users). Both batches are
-    held just before they delete proxies and then let go together: both must commit."""
+    locked in opposite orders and the batches deadlocked (PostgreSQL's log at 1,000,000 users; none
+    since policy/delete_proxies locks them in id order in one statement). Both batches are held just
+    before they delete proxies and let go together: the second waits for the first, and both commit."""
     import threading
 
     import pandas as pd
