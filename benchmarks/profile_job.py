@@ -115,10 +115,8 @@ def _install_phase_timers() -> None:
     import tasks.run_job as run_job
 
     _wrap(run_job, "apply_in_batches", "apply_in_batches (all batches, wall)")
-    for name in ("init_db", "start_job_run", "finish", "make_preview", "job_lock", "mark_interrupted_runs", "_run_job"):
+    for name in ("init_db", "start_job_run", "finish", "make_preview", "mark_interrupted_runs", "_run_job"):
         _wrap(run_job, name, f"run_job: {name}")
-    import tasks.reports as reports
-
     _wrap(run_job, "publish_report", "run_job: publish_report")
     _wrap(run_job, "render_report", "run_job: render_report")
     _wrap(run_job, "finish_job_run", "run_job: finish_job_run")

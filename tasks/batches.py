@@ -16,7 +16,7 @@ from prefect.tasks import exponential_backoff
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from tasks.db import get_engine, mask_secrets, write_transaction
-from tasks.job_definition import CHANGED_SINCE_SELECTION, ELIGIBLE, BatchJob, JobRun
+from tasks.job_definition import ELIGIBLE, BatchJob, JobRun
 from tasks.selection import decide_all
 from tasks.sql import sql_for
 
