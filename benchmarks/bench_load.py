@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks.alma_export import export_users  # noqa: E402
-from tasks.alma_load import load_files  # noqa: E402
-from tasks.db import dispose_engines, get_engine, mask_url  # noqa: E402
-from tasks.init_db import init_db  # noqa: E402
+from tasks.alma.export import export_users  # noqa: E402
+from tasks.alma.load import load_files  # noqa: E402
+from tasks.db.engine import dispose_engines, get_engine, mask_url  # noqa: E402
+from tasks.library.init_db import init_db  # noqa: E402
 
 GROUPS = ["UNDERGRAD", "GRAD", "FACULTY", "STAFF", "ALUMNI", "PUBLIC"]
 

@@ -27,9 +27,9 @@ import pandas as pd
 from sqlalchemy import bindparam, create_engine, text
 from sqlalchemy.engine import make_url
 
-from tasks.db import dispose_engines, get_engine, write_transaction
-from tasks.demo_data import make_demo_library
-from tasks.init_db import init_db
+from tasks.db.engine import dispose_engines, get_engine, write_transaction
+from tasks.devtools.demo_data import make_demo_library
+from tasks.library.init_db import init_db
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_SQL = Path(__file__).resolve().parent / "sql"
@@ -313,7 +313,7 @@ def merge_problems(url: str, pairs: pd.DataFrame, before: pd.DataFrame, summary:
 def replicate_library(url: str, copies: int) -> None:
     """Grow the library at `url` to `copies` times its size (PostgreSQL): see
     benchmarks/sql/replicate_library.postgresql.sql."""
-    from tasks.sql import sql_for
+    from tasks.db.sql import sql_for
 
     engine = get_engine(url)
     with write_transaction(engine) as conn:

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine  # noqa: E402
 
 from benchmarks import library_scale as scale  # noqa: E402
 from benchmarks.run import PrefectServer  # noqa: E402
-from tasks.sql import SQL_DIR, load_sql  # noqa: E402
+from tasks.db.sql import SQL_DIR, load_sql  # noqa: E402
 
 _lock = threading.Lock()
 statement_time: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0])
@@ -88,8 +88,8 @@ def _wrap(module, name: str, phase: str) -> None:
 
 
 def _install_phase_timers() -> None:
-    import tasks.batches as batches
-    import tasks.selection as selection
+    import tasks.engine.batches as batches
+    import tasks.engine.selection as selection
 
     # Inside apply_batch's transaction: the lock, the re-check and the job's own statements.
     for job_module, apply_name in (("flows.purge_users", "PURGE"), ("flows.waive_fines", "WAIVE")):
@@ -112,7 +112,7 @@ def _install_phase_timers() -> None:
             return original_fn(*args, **kwargs)
 
     batches.apply_batch.fn = batch_body
-    import tasks.run_job as run_job
+    import tasks.engine.runner as run_job
 
     _wrap(run_job, "apply_in_batches", "apply_in_batches (all batches, wall)")
     for name in ("init_db", "start_job_run", "finish", "make_preview", "mark_interrupted_runs", "_run_job"):
@@ -139,7 +139,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, help="batches at once (default: the flows' own)")
     args = parser.parse_args()
     if args.concurrency:
-        import tasks.batches as batches
+        import tasks.engine.batches as batches
 
         batches.batch_concurrency = lambda run: args.concurrency
     library = f"postgresql+psycopg2://postgres@127.0.0.1:5432/lumj_bench_{args.users}"

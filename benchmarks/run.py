@@ -44,7 +44,7 @@ from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from benchmarks import library_scale as scale  # noqa: E402
-from tasks.db import dispose_engines, get_engine, mask_url  # noqa: E402
+from tasks.db.engine import dispose_engines, get_engine, mask_url  # noqa: E402
 
 BENCHMARKS_MD = scale.ROOT / "BENCHMARKS.md"
 

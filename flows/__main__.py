@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tasks.db import mask_secrets
+    from tasks.db.engine import mask_secrets
     from tasks.errors import InvalidInput, JobRefused, UserNotFound
 
     args = build_parser().parse_args(argv)
@@ -133,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _engine():
-    from tasks.db import get_engine
-    from tasks.init_db import init_db
+    from tasks.db.engine import get_engine
+    from tasks.library.init_db import init_db
 
     engine = get_engine()
     init_db(engine)  # the embedded default is created on first use; idempotent elsewhere
@@ -142,8 +142,8 @@ def _engine():
 
 
 def cmd_init_db(args) -> int:
-    from tasks.db import database_url, get_engine, mask_url
-    from tasks.init_db import init_db
+    from tasks.db.engine import database_url, get_engine, mask_url
+    from tasks.library.init_db import init_db
 
     version = init_db(get_engine())
     print(f"schema version {version} ready in {mask_url(database_url())}")
@@ -151,7 +151,7 @@ def cmd_init_db(args) -> int:
 
 
 def cmd_load(args) -> int:
-    from tasks.alma_load import load_files
+    from tasks.alma.load import load_files
 
     counts = load_files(_engine(), args.files)
     print(json.dumps(counts))
@@ -159,7 +159,7 @@ def cmd_load(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from tasks.alma_export import export_users
+    from tasks.alma.export import export_users
     from tasks.errors import InvalidInput
 
     if args.all and args.primary_ids:
@@ -171,8 +171,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_demo_data(args) -> int:
-    from tasks.demo_data import make_demo_library
-    from tasks.params import parse_int
+    from tasks.devtools.demo_data import make_demo_library
+    from tasks.engine.params import parse_int
 
     counts = make_demo_library(_engine(), users=parse_int("--users", args.users, minimum=1),
                                seed=parse_int("--seed", args.seed))
@@ -181,7 +181,7 @@ def cmd_demo_data(args) -> int:
 
 
 def _print_result(args, summary: dict[str, Any]) -> int:
-    from tasks.job_runs import stored_report
+    from tasks.engine.records import stored_report
 
     if args.json:
         print(json.dumps(summary))
@@ -193,7 +193,7 @@ def _print_result(args, summary: dict[str, Any]) -> int:
 def _validated(validate, parameters):
     """The flow validates its codes too (runs from the Prefect UI need it); checking them here first
     lets the CLI refuse bad codes with its one-line message instead of a failed flow run's traceback."""
-    from tasks.db import read_connection
+    from tasks.db.engine import read_connection
 
     with read_connection(_engine()) as conn:
         validate(conn, parameters)
@@ -221,8 +221,8 @@ def cmd_merge(args) -> int:
 
 
 def cmd_history(args) -> int:
-    from tasks.history import print_history
-    from tasks.params import parse_int
+    from tasks.engine.history import print_history
+    from tasks.engine.params import parse_int
 
     print_history(_engine(), job=args.job, limit=parse_int("--limit", args.limit, minimum=1), as_json=args.json)
     return EXIT_OK
@@ -232,8 +232,8 @@ def cmd_codes(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from tasks.codes import add_code, list_codes, remove_code
-    from tasks.db import write_transaction
+    from tasks.library.codes import add_code, list_codes, remove_code
+    from tasks.db.engine import write_transaction
 
     engine = _engine()
     with write_transaction(engine) as conn:
@@ -253,7 +253,7 @@ def cmd_codes(args) -> int:
 
 
 def cmd_policy(args) -> int:
-    from tasks.policy import POLICY_LEVELS, get_policy, set_policy
+    from tasks.library.policy import POLICY_LEVELS, get_policy, set_policy
 
     engine = _engine()
     if args.policy_command == "show":

@@ -16,20 +16,20 @@ import pandas as pd
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from tasks.batches import lock_users
-from tasks.db import get_engine, read_connection
+from tasks.db.row_locks import lock_users
+from tasks.db.engine import get_engine, read_connection
 from tasks.errors import InvalidInput
-from tasks.init_db import init_db
-from tasks.job_definition import CHANGED_SINCE_SELECTION, BatchJob, JobRun
-from tasks.job_parameters import JobParameters
-from tasks.job_runs import flow_run_namer, record_events
-from tasks.merge_rules import (KINDS, SEGMENTS, decide_merge, moved_totals, pair_facts, pair_table,
+from tasks.library.init_db import init_db
+from tasks.engine.definition import CHANGED_SINCE_SELECTION, BatchJob, JobRun
+from tasks.engine.parameters import JobParameters
+from tasks.engine.records import flow_run_namer, record_events
+from tasks.merge.rules import (KINDS, SEGMENTS, decide_merge, moved_totals, pair_facts, pair_table,
                                segment_kinds)
-from tasks.params import parse_int, validation_message
-from tasks.reports import table
-from tasks.run_job import run_job
-from tasks.selection import read_chunks
-from tasks.sql import sql_for
+from tasks.engine.params import parse_int, validation_message
+from tasks.engine.report import table
+from tasks.engine.runner import run_job
+from tasks.engine.selection import read_chunks
+from tasks.db.sql import sql_for
 
 JOB = "merge-users"
 Segment = Literal["contacts", "identifiers", "notes", "blocks", "statistics", "attachments", "roles", "proxies"]
@@ -175,7 +175,7 @@ def count(eligible: pd.DataFrame) -> dict[str, Any]:
 def lock_pair_users(conn, batch: pd.DataFrame) -> None:
     """Both users of every pair, in one id-ordered lock."""
     ids = pd.concat([batch["from_id"], batch["to_id"]]).dropna().astype("int64")
-    lock_users(conn, pd.DataFrame({"user_id": ids}))
+    lock_users(conn, ids)
 
 
 # (statement, kind its row count is) per segment, in the order they must run

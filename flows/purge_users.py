@@ -15,20 +15,20 @@ import pandas as pd
 from prefect import flow
 from pydantic import Field, ValidationError, field_validator
 
-from tasks.batches import lock_users
-from tasks.codes import require_codes
-from tasks.db import get_engine, read_connection
+from tasks.db.row_locks import lock_users
+from tasks.library.codes import require_codes
+from tasks.db.engine import get_engine, read_connection
 from tasks.errors import InvalidInput, JobRefused
-from tasks.job_definition import BatchJob, JobRun
-from tasks.job_parameters import JobParameters
-from tasks.job_runs import flow_run_namer, utcnow
-from tasks.money import to_minor
-from tasks.params import validation_message
-from tasks.policy import apply_policy, current_policy, lock_policy_shared
-from tasks.purge_rules import decide_purge, purge_cutoff
-from tasks.run_job import Preview, run_job
-from tasks.selection import read_chunks, restrict_params
-from tasks.sql import sql_for
+from tasks.engine.definition import BatchJob, JobRun
+from tasks.engine.parameters import JobParameters
+from tasks.engine.records import flow_run_namer, utcnow
+from tasks.library.money import to_minor
+from tasks.engine.params import validation_message
+from tasks.library.policy import apply_policy, current_policy, lock_policy_shared
+from tasks.purge.rules import decide_purge, purge_cutoff
+from tasks.engine.runner import Preview, run_job
+from tasks.engine.selection import read_chunks, restrict_params
+from tasks.db.sql import sql_for
 
 JOB = "purge-user-records"
 WAIVE_REASON = "USER_PURGED"
@@ -134,7 +134,7 @@ def lock_batch(conn, users: pd.DataFrame) -> None:
     too), then the users, in the same order as `policy set` takes them: no deadlock between the two.
     Proxy rows, which a batch running beside this one may share, are locked last (policy/delete_proxies)."""
     lock_policy_shared(conn)
-    lock_users(conn, users)
+    lock_users(conn, users["user_id"])
 
 
 PURGE = BatchJob(

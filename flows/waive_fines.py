@@ -16,18 +16,18 @@ import pandas as pd
 from prefect import flow
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
-from tasks.batches import lock_active_fees
-from tasks.codes import require_codes
+from tasks.db.row_locks import lock_active_fees
+from tasks.library.codes import require_codes
 from tasks.errors import InvalidInput
-from tasks.job_definition import CHANGED_SINCE_SELECTION, BatchJob, JobRun
-from tasks.job_parameters import JobParameters
-from tasks.job_runs import flow_run_namer, utcnow
-from tasks.money import format_amount, to_minor
-from tasks.params import parse_date, validation_message
-from tasks.run_job import run_job
-from tasks.selection import read_chunks, restrict_params
-from tasks.sql import sql_for
-from tasks.waive_rules import decide_waive
+from tasks.engine.definition import CHANGED_SINCE_SELECTION, BatchJob, JobRun
+from tasks.engine.parameters import JobParameters
+from tasks.engine.records import flow_run_namer, utcnow
+from tasks.library.money import format_amount, to_minor
+from tasks.engine.params import parse_date, validation_message
+from tasks.engine.runner import run_job
+from tasks.engine.selection import read_chunks, restrict_params
+from tasks.db.sql import sql_for
+from tasks.waive.rules import decide_waive
 
 JOB = "bulk-fine-waiving"
 # Keeps every statement's bound list well under SQLite's variable limit, whatever the batch size.
@@ -161,7 +161,7 @@ WAIVE = BatchJob(
     decide=decide,
     count=count,
     apply=waive_batch,
-    lock=lock_active_fees,
+    lock=lambda conn, fees: lock_active_fees(conn, fees["user_id"]),
     # A fee paid, changed or added since selection changes one of these; that user is left alone.
     fingerprint=("fee_pk", "balance_minor", "owed_minor", "active_fees"),
     selection_counts=("users_eligible",),

@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
 
-from tasks.db import write_transaction
-from tasks.money import to_minor
-from tasks.schema import (fee_transactions, fees, loans, requests, user_addresses, user_identifiers,
+from tasks.db.engine import write_transaction
+from tasks.library.money import to_minor
+from tasks.db.schema import (fee_transactions, fees, loans, requests, user_addresses, user_identifiers,
                           user_notes, user_roles, users)
 
 _seq = itertools.count(1)

@@ -42,8 +42,8 @@ def pg_template():
         yield None
         return
     from benchmarks.library_scale import create_pg_database, drop_database
-    from tasks.db import dispose_engines, get_engine
-    from tasks.init_db import init_db
+    from tasks.db.engine import dispose_engines, get_engine
+    from tasks.library.init_db import init_db
 
     admin.dispose()
     url = create_pg_database(PG_ADMIN_URL, f"lumj_tpl_{uuid.uuid4().hex[:10]}")
@@ -67,8 +67,8 @@ def _new_database(kind: str, pg_template, tmp_path) -> tuple[str, callable]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, pg_template, tmp_path, monkeypatch):
     """URL of a fresh, initialised library database; also exported as DATABASE_URL."""
-    from tasks.db import dispose_engines, get_engine
-    from tasks.init_db import init_db
+    from tasks.db.engine import dispose_engines, get_engine
+    from tasks.library.init_db import init_db
 
     url, drop = _new_database(request.param, pg_template, tmp_path)
     monkeypatch.setenv("DATABASE_URL", url)
@@ -80,7 +80,7 @@ def db_url(request, pg_template, tmp_path, monkeypatch):
 
 @pytest.fixture
 def engine(db_url):
-    from tasks.db import get_engine
+    from tasks.db.engine import get_engine
 
     return get_engine(db_url)
 

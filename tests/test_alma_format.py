@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from tasks.alma_export import export_users
-from tasks.alma_load import load_files
-from tasks.codes import descriptions
+from tasks.alma.export import export_users
+from tasks.alma.load import load_files
+from tasks.library.codes import descriptions
 from tasks.errors import InvalidInput, UserNotFound
-from tasks.schema import fees, users
+from tasks.db.schema import fees, users
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # A copy of the contract's example (shared/examples/alma-users.json), so the suite needs nothing

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from flows.purge_users import PurgeParameters, purge_user_records
-from tasks.schema import job_runs, users
+from tasks.db.schema import job_runs, users
 from tests.builders import add_user
 
 AS_OF = dt.date(2026, 12, 20)

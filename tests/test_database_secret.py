@@ -15,7 +15,7 @@ def test_a_run_reads_its_database_url_from_a_secret_block_and_never_shows_the_pa
         engine, db_url, cli, monkeypatch, caplog):
     from prefect.blocks.system import Secret
 
-    from tasks.schema import job_runs
+    from tasks.db.schema import job_runs
 
     add_user(engine, "leaving", purge_date=dt.date(2026, 12, 1))
     password = f"pw-{uuid.uuid4().hex}"  # the test server trusts local users, so any password connects

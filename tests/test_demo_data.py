@@ -8,11 +8,12 @@ from collections import Counter, defaultdict
 import pytest
 from sqlalchemy import delete, func, insert, select
 
-from tasks import demo_data, schema
-from tasks.codes import code_values
-from tasks.demo_data import make_demo_library
+from tasks.devtools import demo_data
+from tasks.db import schema
+from tasks.library.codes import code_values
+from tasks.devtools.demo_data import make_demo_library
 from tasks.errors import InvalidInput
-from tasks.money import from_minor
+from tasks.library.money import from_minor
 
 TODAY = dt.date(2026, 12, 20)
 MIDNIGHT = dt.datetime.combine(TODAY, dt.time())

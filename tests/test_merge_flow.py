@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from flows.merge_users import MergePair, MergeParameters, merge_users
-from tasks.alma_export import export_users
-from tasks.db import write_transaction
-from tasks.run_job import JobFailed
-from tasks.schema import (fee_transactions, fees, job_events, loans, requests, user_addresses, user_attachments,
+from tasks.alma.export import export_users
+from tasks.db.engine import write_transaction
+from tasks.engine.runner import JobFailed
+from tasks.db.schema import (fee_transactions, fees, job_events, loans, requests, user_addresses, user_attachments,
                           user_blocks,
                           user_emails, user_identifiers, user_notes, user_phones, user_proxies, user_roles,
                           user_statistics, users)

@@ -8,10 +8,10 @@ import json
 import pytest
 from sqlalchemy import func, insert, select, update
 
-import tasks.run_job
+import tasks.engine.runner
 from flows.purge_users import PurgeParameters, purge_user_records
-from tasks.db import write_transaction
-from tasks.schema import (fee_transactions, fees, job_events, job_runs, loans, requests, user_addresses,
+from tasks.db.engine import write_transaction
+from tasks.db.schema import (fee_transactions, fees, job_events, job_runs, loans, requests, user_addresses,
                           user_attachments, user_blocks, user_emails, user_identifiers, user_notes, user_phones,
                           user_proxies, user_roles, user_statistics, users)
 from tests.builders import add_fee, add_user, ledger_errors
@@ -343,7 +343,7 @@ def test_a_stricter_policy_reaches_users_purged_earlier_and_a_looser_one_restore
 def test_users_who_changed_between_selection_and_apply_are_left_alone(engine, prefect_api, monkeypatch):
     ids = {name: add_user(engine, name, purge_date=LONG_AGO) for name in
            ["borrowed", "requested", "fined", "renewed", "quiet"]}
-    real_apply = tasks.run_job.apply_in_batches
+    real_apply = tasks.engine.runner.apply_in_batches
 
     def meanwhile_at_the_desk(*args, **kwargs):
         with write_transaction(engine) as conn:
@@ -356,7 +356,7 @@ def test_users_who_changed_between_selection_and_apply_are_left_alone(engine, pr
             conn.execute(update(users).where(users.c.id == ids["renewed"]).values(purge_date=dt.date(2027, 12, 1)))
         return real_apply(*args, **kwargs)
 
-    monkeypatch.setattr(tasks.run_job, "apply_in_batches", meanwhile_at_the_desk)
+    monkeypatch.setattr(tasks.engine.runner, "apply_in_batches", meanwhile_at_the_desk)
     summary = purge(max_owed="5.00", batch_size=2, dry_run=False)
 
     assert (summary["eligible"], summary["purged"]) == (5, 1)

@@ -6,8 +6,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from tasks.job_definition import ELIGIBLE
-from tasks.purge_rules import decide_purge, purge_cutoff
+from tasks.engine.definition import ELIGIBLE
+from tasks.purge.rules import decide_purge, purge_cutoff
 
 AS_OF = dt.date(2026, 12, 20)
 

@@ -1,9 +1,9 @@
 from sqlalchemy import inspect
 
-from tasks.codes import code_values
-from tasks.db import get_engine, mask_secrets, mask_url
-from tasks.init_db import init_db, schema_version
-from tasks.schema import SCHEMA_VERSION
+from tasks.library.codes import code_values
+from tasks.db.engine import get_engine, mask_secrets, mask_url
+from tasks.library.init_db import init_db, schema_version
+from tasks.db.schema import SCHEMA_VERSION
 
 
 def test_init_db_is_idempotent_and_records_version(engine):

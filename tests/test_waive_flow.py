@@ -11,10 +11,10 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import OperationalError
 
 import flows.waive_fines
-import tasks.batches
+import tasks.engine.batches
 from flows.waive_fines import WAIVE, WaiveParameters, bulk_fine_waiving
-from tasks.job_parameters import run_date_and_time
-from tasks.schema import fee_transactions, fees, job_events, job_runs, users
+from tasks.engine.parameters import run_date_and_time
+from tasks.db.schema import fee_transactions, fees, job_events, job_runs, users
 from tests.builders import add_fee, add_user, ledger_errors, pay
 
 AS_OF = dt.date(2026, 12, 20)
@@ -151,7 +151,7 @@ def test_fees_paid_or_changed_after_selection_are_left_alone(engine, prefect_api
         fully_fee = add_fee(conn, fully, "3.00")
         add_fee(conn, fully, "4.00")
     add_user(engine, "untouched", fees_owed=["1.50"])
-    real_transaction = tasks.batches.write_transaction
+    real_transaction = tasks.engine.batches.write_transaction
 
     @contextlib.contextmanager
     def pay_at_the_desk_first(*a, **kw):
@@ -159,11 +159,11 @@ def test_fees_paid_or_changed_after_selection_are_left_alone(engine, prefect_api
         with engine.begin() as conn:
             pay(conn, partly_fee, "1.00")
             pay(conn, fully_fee, "3.00")
-        monkeypatch.setattr(tasks.batches, "write_transaction", real_transaction)
+        monkeypatch.setattr(tasks.engine.batches, "write_transaction", real_transaction)
         with real_transaction(*a, **kw) as conn:
             yield conn
 
-    monkeypatch.setattr(tasks.batches, "write_transaction", pay_at_the_desk_first)
+    monkeypatch.setattr(tasks.engine.batches, "write_transaction", pay_at_the_desk_first)
     summary = bulk_fine_waiving(parameters=WaiveParameters(
         max_fine_threshold="100", waive_reason="AMNESTY", as_of=AS_OF, dry_run=False))
     assert summary["skipped"] == {"CHANGED_SINCE_SELECTION": 2}

@@ -5,8 +5,8 @@ import datetime as dt
 
 import pandas as pd
 
-from tasks.job_definition import ELIGIBLE
-from tasks.waive_rules import (ABOVE_FINE_THRESHOLD, HAS_OVERDUE_LOANS, PROTECTED, decide_waive,
+from tasks.engine.definition import ELIGIBLE
+from tasks.waive.rules import (ABOVE_FINE_THRESHOLD, HAS_OVERDUE_LOANS, PROTECTED, decide_waive,
                                has_overdue_loans)
 
 NOW = dt.datetime(2026, 12, 20, 12, 0, 0)

@@ -67,8 +67,8 @@ def stop(process: subprocess.Popen) -> None:
 def deployed(tmp_path_factory):
     """A Prefect server with the deployments of prefect.yaml and a worker whose DATABASE_URL is a
     small library prepared here."""
-    from tasks.db import dispose_engines, get_engine
-    from tasks.init_db import init_db
+    from tasks.db.engine import dispose_engines, get_engine
+    from tasks.library.init_db import init_db
 
     home = tmp_path_factory.mktemp("prefect-e2e")
     db_url = f"sqlite:///{home}/library.db"
@@ -136,14 +136,14 @@ def wait_for_state(deployed, client, flow_run_id, done, what: str, timeout: floa
 
 
 def job_run_of(engine, flow_run_id):
-    from tasks.schema import job_runs
+    from tasks.db.schema import job_runs
 
     with engine.connect() as conn:
         return conn.execute(select(job_runs).where(job_runs.c.flow_run_id == str(flow_run_id))).mappings().one()
 
 
 def user_ids(engine, *primary_ids):
-    from tasks.schema import users
+    from tasks.db.schema import users
 
     with engine.connect() as conn:
         return conn.execute(select(users.c.primary_id).where(users.c.primary_id.in_(primary_ids))

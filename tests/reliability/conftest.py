@@ -38,7 +38,7 @@ class Library:
         return url
 
     def drop_copies(self) -> None:
-        from tasks.db import dispose_engines
+        from tasks.db.engine import dispose_engines
 
         dispose_engines()
         for url in [*self._made, self.url]:
@@ -47,8 +47,8 @@ class Library:
 
 def build_library(kind: str, pg_template, workdir: Path, build) -> Library:
     """`build(engine)` fills a fresh initialised database, which then serves as the template."""
-    from tasks.db import dispose_engines, get_engine
-    from tasks.init_db import init_db
+    from tasks.db.engine import dispose_engines, get_engine
+    from tasks.library.init_db import init_db
 
     if kind == "sqlite":
         url = f"sqlite:///{workdir / 'template.db'}"
@@ -67,7 +67,7 @@ def build_library(kind: str, pg_template, workdir: Path, build) -> Library:
 
 
 def demo_build(engine) -> None:
-    from tasks.demo_data import make_demo_library
+    from tasks.devtools.demo_data import make_demo_library
 
     make_demo_library(engine, users=DEMO_USERS, seed=DEMO_SEED, today=TODAY)
 

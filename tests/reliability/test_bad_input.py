@@ -9,7 +9,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from tasks.schema import metadata, users
+from tasks.db.schema import metadata, users
 from tests.builders import add_user
 
 AS_OF = "2026-12-20"

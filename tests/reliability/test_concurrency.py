@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import create_engine, insert, select, text
 
 from tasks.errors import JobRefused
-from tasks.job_lock import job_lock
-from tasks.schema import fee_transactions, fees, loans, requests, user_roles, users
+from tasks.db.job_lock import job_lock
+from tasks.db.schema import fee_transactions, fees, loans, requests, user_roles, users
 from tests.builders import add_fee, add_user, pay
 from tests.reliability.conftest import TODAY, start_cli
 from tests.reliability.invariants import ledger_errors, waived_twice
@@ -25,15 +25,15 @@ PURGE_DATE = AS_OF - dt.timedelta(days=30)
 
 def interfere_before_apply(monkeypatch, action: Callable[[], None]) -> None:
     """Run `action` (another connection's committed writes) after selection, before the batches."""
-    import tasks.run_job
+    import tasks.engine.runner
 
-    original = tasks.run_job.apply_in_batches
+    original = tasks.engine.runner.apply_in_batches
 
     def apply_after_interference(*args, **kwargs):
         action()
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(tasks.run_job, "apply_in_batches", apply_after_interference)
+    monkeypatch.setattr(tasks.engine.runner, "apply_in_batches", apply_after_interference)
 
 
 def other_connection(db_url: str):
@@ -194,7 +194,7 @@ def test_a_second_real_purge_is_refused_while_one_is_in_progress_even_while_it_a
     """The first run pauses for approval holding the lock (deterministic: it stays in progress); the
     second is refused and records nothing; the first is then killed, which frees the lock at once,
     and the next run purges everyone exactly once."""
-    from tasks.db import get_engine
+    from tasks.db.engine import get_engine
 
     url = demo_library.copy()
     engine = get_engine(url)
@@ -230,7 +230,7 @@ def test_a_second_real_purge_is_refused_while_one_is_in_progress_even_while_it_a
 
 
 def test_two_real_waives_started_at_once_waive_every_fee_once(demo_library, child_env):
-    from tasks.db import get_engine
+    from tasks.db.engine import get_engine
 
     url = demo_library.copy()
     engine = get_engine(url)
@@ -392,17 +392,17 @@ def test_purge_batches_that_share_proxy_rows_do_not_deadlock(engine, db_url, mon
 
     import pandas as pd
 
-    import tasks.policy
+    import tasks.library.policy
     from flows.purge_users import PURGE
-    from tasks.db import write_transaction
-    from tasks.schema import user_proxies
+    from tasks.db.engine import write_transaction
+    from tasks.db.schema import user_proxies
 
     alpha = add_user(engine, "alpha", purge_date=PURGE_DATE)
     beta = add_user(engine, "beta", purge_date=PURGE_DATE)
     with engine.begin() as conn:
         conn.execute(insert(user_proxies), [{"user_id": alpha, "proxy_for_primary_id": "beta"},
                                             {"user_id": beta, "proxy_for_primary_id": "alpha"}])
-    real_sql_for = tasks.policy.sql_for
+    real_sql_for = tasks.library.policy.sql_for
     arrived = {alpha: threading.Event(), beta: threading.Event()}
     batch = threading.local()
     errors: list[BaseException] = []
@@ -413,14 +413,14 @@ def test_purge_batches_that_share_proxy_rows_do_not_deadlock(engine, db_url, mon
             arrived[batch.other].wait(timeout=3)  # SQLite's second batch is still waiting to begin
         return real_sql_for(conn, name)
 
-    monkeypatch.setattr(tasks.policy, "sql_for", sql_for)
+    monkeypatch.setattr(tasks.library.policy, "sql_for", sql_for)
 
     def purge_batch_of(user: int, other: int) -> None:
         batch.user, batch.other = user, other
         try:
             with write_transaction(engine) as conn:
                 PURGE.lock(conn, pd.DataFrame({"user_id": [user]}))
-                tasks.policy.apply_policy(conn, "keep-statistics-remove-id", [user],
+                tasks.library.policy.apply_policy(conn, "keep-statistics-remove-id", [user],
                                           purged_at=dt.datetime(2026, 12, 20, 12))
         except BaseException as exc:  # noqa: BLE001 - the assertion below reports it
             errors.append(exc)

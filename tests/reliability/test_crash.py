@@ -114,7 +114,7 @@ def _kill(proc: subprocess.Popen) -> tuple[int, str]:
 @pytest.mark.parametrize("name", list(CASES))
 def test_killed_run_leaves_a_consistent_library_and_a_rerun_finishes_it_exactly(
         name, demo_library, child_env, cli, monkeypatch, tmp_path):
-    from tasks.db import get_engine
+    from tasks.db.engine import get_engine
 
     case = CASES[name]
     rng = random.Random(f"{SEED}-{name}-{demo_library.kind}")

@@ -15,8 +15,8 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
 import flows.purge_users
-import tasks.batches
-from tasks.schema import job_runs
+import tasks.engine.batches
+from tasks.db.schema import job_runs
 from tests.builders import add_user
 from tests.reliability.conftest import TODAY
 from tests.reliability.invariants import common_errors, purge_errors, snapshot
@@ -58,7 +58,7 @@ def library(engine):
 def fault(monkeypatch):
     """Make the purge's apply fail in the batch holding POISONED, after it has done its writes (so a
     rollback is needed): `fault(make_error, times)`. Returns the attempts seen per batch."""
-    monkeypatch.setattr(tasks.batches, "apply_batch", tasks.batches.apply_batch.with_options(retry_delay_seconds=0))
+    monkeypatch.setattr(tasks.engine.batches, "apply_batch", tasks.engine.batches.apply_batch.with_options(retry_delay_seconds=0))
     attempts: dict[str, int] = {}
     guard = threading.Lock()
     real = flows.purge_users.PURGE.apply
@@ -168,4 +168,4 @@ def library_ids(before, primary_id: str) -> int:
     (ValueError("a bug"), False),
 ])
 def test_only_database_faults_count_as_transient(error, transient):
-    assert tasks.batches.is_transient(error) is transient
+    assert tasks.engine.batches.is_transient(error) is transient

@@ -9,9 +9,9 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.job_definition import ELIGIBLE
-from tasks.purge_rules import decide_purge, purge_cutoff
-from tasks.waive_rules import decide_waive
+from tasks.engine.definition import ELIGIBLE
+from tasks.purge.rules import decide_purge, purge_cutoff
+from tasks.waive.rules import decide_waive
 
 GROUPS = ["UNDERGRAD", "GRAD", "STAFF"]
 RECORD_TYPES = ["PUBLIC", "STAFF", "CONTACT"]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from tasks.job_definition import ELIGIBLE
+from tasks.reasons import ELIGIBLE
 
 SEGMENTS = ("contacts", "identifiers", "notes", "blocks", "statistics", "attachments", "roles", "proxies")
 ALWAYS_MOVED = ("loans", "requests", "fees", "fee_transactions")

@@ -11,18 +11,18 @@ from typing import Any
 import pandas as pd
 from prefect import get_run_logger
 
-from tasks.approval import ask_for_approval
-from tasks.batches import ApplyOutcome, apply_in_batches
-from tasks.db import database_url, get_engine, mask_secrets, read_connection
+from tasks.engine.approval import ask_for_approval
+from tasks.engine.batches import ApplyOutcome, apply_in_batches
+from tasks.db.engine import database_url, get_engine, mask_secrets, read_connection
 from tasks.errors import JobRefused
-from tasks.init_db import init_db
-from tasks.job_definition import CHANGED_SINCE_SELECTION, ELIGIBLE, BatchJob, JobRun
-from tasks.job_lock import job_lock, mark_interrupted_runs
-from tasks.job_parameters import JobParameters, run_date_and_time
-from tasks.job_runs import finish_job_run, json_safe, start_job_run, tag_flow_run
-from tasks.money import format_amount
-from tasks.reports import publish_report, render_report
-from tasks.selection import select_and_decide
+from tasks.library.init_db import init_db
+from tasks.engine.definition import CHANGED_SINCE_SELECTION, ELIGIBLE, BatchJob, JobRun
+from tasks.db.job_lock import job_lock
+from tasks.engine.parameters import JobParameters, run_date_and_time
+from tasks.engine.records import finish_job_run, json_safe, mark_interrupted_runs, start_job_run, tag_flow_run
+from tasks.library.money import format_amount
+from tasks.engine.report import publish_report, render_report
+from tasks.engine.selection import select_and_decide
 
 
 class JobFailed(RuntimeError):
@@ -173,7 +173,7 @@ def _run_job(job: BatchJob, parameters: JobParameters, *, title: str, unit_name:
             finish(job, run, preview, title=title, unit_name=unit_name, status="FAILED",
                    error=f"{message}. Nothing was committed.")
         else:
-            from tasks.job_runs import set_status
+            from tasks.engine.records import set_status
 
             set_status(run, "FAILED", error=message)
         raise

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from tasks.job_definition import ELIGIBLE
+from tasks.reasons import ELIGIBLE
 
 PROTECTED = "PROTECTED"
 ABOVE_FINE_THRESHOLD = "ABOVE_FINE_THRESHOLD"

@@ -13,9 +13,9 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from tasks.job_definition import BatchJob, JobRun
-from tasks.job_runs import set_status
-from tasks.reports import publish_report
+from tasks.engine.definition import BatchJob, JobRun
+from tasks.engine.records import set_status
+from tasks.engine.report import publish_report
 
 # How often the paused run asks the API whether it was resumed: quick enough that an approval
 # takes effect at once, and trivial load for an hour's wait.
@@ -60,8 +60,8 @@ class ApprovalDecision:
 def ask_for_approval(job: BatchJob, run: JobRun, preview: Any, parameters: Any, *, title: str) -> ApprovalDecision:
     """Publish the preview, pause the flow run until someone answers the form (or the timeout), and
     record the answer in the job run. Nothing has been changed when this returns without approval."""
-    from tasks.reports import render_report
-    from tasks.run_job import build_summary
+    from tasks.engine.report import render_report
+    from tasks.engine.runner import build_summary
 
     logger = get_run_logger()
     summary = build_summary(job, run, preview.counts, preview.skipped)

@@ -15,10 +15,9 @@ from prefect.futures import as_completed
 from prefect.tasks import exponential_backoff
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from tasks.db import get_engine, mask_secrets, write_transaction
-from tasks.job_definition import ELIGIBLE, BatchJob, JobRun
-from tasks.selection import decide_all
-from tasks.sql import sql_for
+from tasks.db.engine import get_engine, mask_secrets, write_transaction
+from tasks.engine.definition import ELIGIBLE, BatchJob, JobRun
+from tasks.engine.selection import decide_all
 
 
 @dataclass
@@ -81,26 +80,6 @@ def _retry_transient(task, task_run, state) -> bool:
     except Exception as exc:  # noqa: BLE001 - we only classify it
         return is_transient(exc)
     return False
-
-
-def _user_ids(batch: pd.DataFrame, column: str) -> list[int]:
-    return sorted({int(i) for i in batch[column]})  # id order: no deadlocks between batches
-
-
-def lock_users(conn, batch: pd.DataFrame, column: str = "user_id") -> None:
-    """The batch lock of a job that changes users: the users and their active fees. New loans,
-    requests and fees wait for the user lock; payments, which touch only the fee, wait for the fee lock."""
-    ids = _user_ids(batch, column)
-    conn.execute(sql_for(conn, "common/lock_users"), {"ids": ids}).all()
-    conn.execute(sql_for(conn, "common/lock_active_fees"), {"ids": ids}).all()
-
-
-def lock_active_fees(conn, batch: pd.DataFrame, column: str = "user_id") -> None:
-    """The batch lock of a job that changes only fees: the users' active fees, so a payment cannot
-    slip in between a fee's WAIVE transaction and its closing. A fee added meanwhile needs no lock:
-    it was not there when the batch re-read the user's total, so the result is the same as the batch
-    committing first and the fee being added after."""
-    conn.execute(sql_for(conn, "common/lock_active_fees"), {"ids": _user_ids(batch, column)}).all()
 
 
 def fingerprints(frame: pd.DataFrame, key: str, columns: list[str]) -> pd.Series:

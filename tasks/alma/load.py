@@ -17,11 +17,11 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.exc import DataError, IntegrityError
 
-from tasks.alma_format import SEGMENTS, USER_FIELDS, Segment, UserModel, items_of, to_row
-from tasks.codes import code_values, ensure_codes
-from tasks.db import write_transaction
+from tasks.alma.format import SEGMENTS, USER_FIELDS, Segment, UserModel, items_of, to_row
+from tasks.library.codes import code_values, ensure_codes
+from tasks.db.engine import write_transaction
 from tasks.errors import InvalidInput
-from tasks.schema import users
+from tasks.db.schema import users
 
 MAX_REPORTED_PROBLEMS = 20
 LOOKUP_CHUNK = 2000  # values per `IN (...)`: well inside SQLite's (32766) and PostgreSQL's parameter limits

@@ -10,12 +10,13 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
-from tasks.db import database_url, get_engine, mask_secrets, write_transaction
-from tasks.job_definition import JobRun
-from tasks.money import CENT
-from tasks.schema import job_events, job_runs
+from tasks.db.engine import database_url, get_engine, mask_secrets, write_transaction
+from tasks.engine.definition import JobRun
+from tasks.library.money import CENT
+from tasks.db.schema import job_events, job_runs
+from tasks.db.sql import sql_for
 
 
 def utcnow() -> dt.datetime:
@@ -113,7 +114,7 @@ def flow_run_namer(prefix: str):
     def name() -> str:
         from prefect.runtime import flow_run
 
-        from tasks.job_parameters import run_date_and_time
+        from tasks.engine.parameters import run_date_and_time
 
         parameters = flow_run.parameters.get("parameters") or {}
         as_of = parameters.get("as_of") if isinstance(parameters, dict) else getattr(parameters, "as_of", None)
@@ -145,3 +146,15 @@ def tag_flow_run(job: str, dry_run: bool) -> None:
         from prefect import get_run_logger
 
         get_run_logger().warning("could not tag the flow run: %s", type(exc).__name__)
+
+
+def mark_interrupted_runs(engine: Engine, job: str) -> int:
+    """Call while holding the job's lock: any real run of the job still RUNNING (or AWAITING_APPROVAL) died
+    without finishing (a live one would hold the lock). History shows it as INTERRUPTED, not running for ever."""
+    with write_transaction(engine) as conn:
+        result = conn.execute(sql_for(conn, "common/mark_interrupted_runs"), {
+            "job": job, "now": utcnow(),
+            "error": "the run's process ended before it finished (found by the next real run); "
+                     "its committed batches stand and the next run finished the rest",
+        })
+        return result.rowcount or 0

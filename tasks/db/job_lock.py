@@ -101,19 +101,3 @@ def job_lock(engine: Engine, database_url: str, job: str) -> Iterator[None]:
     else:
         with _sqlite_lock(database_url, job):
             yield
-
-
-def mark_interrupted_runs(engine: Engine, job: str) -> int:
-    """Call while holding the job's lock: any real run of the job still RUNNING (or AWAITING_APPROVAL) died
-    without finishing (a live one would hold the lock). History shows it as INTERRUPTED, not running for ever."""
-    from tasks.db import write_transaction
-    from tasks.job_runs import utcnow
-    from tasks.sql import sql_for
-
-    with write_transaction(engine) as conn:
-        result = conn.execute(sql_for(conn, "common/mark_interrupted_runs"), {
-            "job": job, "now": utcnow(),
-            "error": "the run's process ended before it finished (found by the next real run); "
-                     "its committed batches stand and the next run finished the rest",
-        })
-        return result.rowcount or 0

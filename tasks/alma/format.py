@@ -1,10 +1,10 @@
 """The Alma user format: which JSON field is which column, of which kind, with which code table.
 
-This is the one description of the format. Load (`tasks.alma_load`) validates files with the pydantic
-models built from it and turns them into rows; export (`tasks.alma_export`) turns rows back into JSON
+This is the one description of the format. Load (`tasks.alma.load`) validates files with the pydantic
+models built from it and turns them into rows; export (`tasks.alma.export`) turns rows back into JSON
 with the same field list. A field added here therefore loads and exports without touching either.
 
-Column lengths and "required" come from `tasks.schema`, so the format cannot drift from the tables.
+Column lengths and "required" come from `tasks.db.schema`, so the format cannot drift from the tables.
 """
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, PlainValidator, create_model
 from pydantic_core import PydanticCustomError
 from sqlalchemy import Column, Table
 
-from tasks.codes import CODE_TABLES
-from tasks.money import CENT, format_amount, to_minor
-from tasks.schema import (
+from tasks.library.codes import CODE_TABLES
+from tasks.library.money import CENT, format_amount, to_minor
+from tasks.db.schema import (
     fee_transactions,
     fees,
     loans,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select, update
 
-from tasks.schema import settings
+from tasks.db.schema import settings
 
 
 def get_setting(conn: Connection, key: str) -> str | None:

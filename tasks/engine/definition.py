@@ -10,8 +10,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection
 
-ELIGIBLE = "ELIGIBLE"
-CHANGED_SINCE_SELECTION = "CHANGED_SINCE_SELECTION"
+from tasks.reasons import CHANGED_SINCE_SELECTION, ELIGIBLE  # noqa: F401 - the engine's vocabulary
 
 # (conn, parameters, run, keys or None for all) -> chunks of candidate rows
 SelectFn = Callable[[Connection, Any, "JobRun", Sequence[Any] | None], Iterator[pd.DataFrame]]

@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.types import NullType, TypeDecorator
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _EXPANDING = re.compile(r"^--\s*expanding:\s*(.+)$", re.MULTILINE)
 
 

@@ -11,11 +11,11 @@ from typing import Any, Iterator, TextIO
 
 from sqlalchemy import Connection, Engine, select
 
-from tasks.alma_format import CONTACT_INFO, SEGMENTS, USER_FIELDS, Segment, code_tables_used, to_json
-from tasks.codes import descriptions
-from tasks.db import read_connection
+from tasks.alma.format import CONTACT_INFO, SEGMENTS, USER_FIELDS, Segment, code_tables_used, to_json
+from tasks.library.codes import descriptions
+from tasks.db.engine import read_connection
 from tasks.errors import UserNotFound
-from tasks.schema import users
+from tasks.db.schema import users
 
 CHUNK = 1000
 

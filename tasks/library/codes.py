@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tasks.errors import InvalidInput
-from tasks.schema import codes
+from tasks.db.schema import codes
 
 # table name -> (what it holds, the codes a new library starts with)
 CODE_TABLES: dict[str, tuple[str, dict[str, str]]] = {

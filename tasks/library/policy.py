@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from tasks.db import write_transaction
+from tasks.db.engine import write_transaction
 from tasks.errors import InvalidInput
-from tasks.settings import get_setting, put_setting
-from tasks.sql import sql_for
+from tasks.library.settings import get_setting, put_setting
+from tasks.db.sql import sql_for
 
 POLICY_LEVELS = {
     "keep-fully-reportable": "keeps the user row with names and primary id, statistics, loan/request history "

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.db import mask_url
+from tasks.db.engine import mask_url
 
 SAMPLE_ROWS = 10
 

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, func, select
 
-from tasks import schema
-from tasks.codes import ensure_codes
-from tasks.db import write_transaction
+from tasks.db import schema
+from tasks.library.codes import ensure_codes
+from tasks.db.engine import write_transaction
 from tasks.errors import InvalidInput
-from tasks.sql import sql_for
+from tasks.db.sql import sql_for
 
 # Part of the determinism contract: the same seed with another chunk size would draw other users.
 CHUNK_USERS = 20_000

@@ -5,10 +5,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from tasks.codes import seed_codes
-from tasks.db import get_engine, write_transaction
-from tasks.schema import SCHEMA_VERSION, metadata, schema_info, settings
-from tasks.sql import sql_for
+from tasks.library.codes import seed_codes
+from tasks.db.engine import get_engine, write_transaction
+from tasks.db.schema import SCHEMA_VERSION, metadata, schema_info, settings
+from tasks.db.sql import sql_for
 
 DEFAULT_SETTINGS = {"delete_user_policy": "keep-statistics-remove-id"}
 

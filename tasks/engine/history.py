@@ -8,8 +8,8 @@ from typing import Any, TextIO
 
 from sqlalchemy import Boolean, Date, DateTime, Engine
 
-from tasks.db import read_connection
-from tasks.sql import sql_for
+from tasks.db.engine import read_connection
+from tasks.db.sql import sql_for
 
 # Summary keys that describe the run rather than count what it did.
 _NOT_COUNTS = {"job", "run_id", "dry_run", "as_of", "parameters", "skipped"}

@@ -10,9 +10,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Connection
 
-from tasks.db import get_engine, read_connection
-from tasks.job_definition import BatchJob, JobRun
-from tasks.sql import sql_for
+from tasks.db.engine import get_engine, read_connection
+from tasks.engine.definition import BatchJob, JobRun
+from tasks.db.sql import sql_for
 
 SELECT_CHUNK_ROWS = 50_000
 

@@ -1,0 +1,40 @@
+"""Row locks a batch takes before it re-reads its guards, in id order (no deadlocks between batches).
+
+`with_for_update()` is rendered by SQLAlchemy for each dialect: `FOR UPDATE` on PostgreSQL, nothing on
+SQLite, where the batch's `BEGIN IMMEDIATE` already holds the database's one write lock.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import Connection, select
+
+from tasks.db.schema import fees, users
+
+
+def _ids(user_ids: Iterable[object]) -> list[int]:
+    return sorted({int(i) for i in user_ids})
+
+
+def lock_users(conn: Connection, user_ids: Iterable[object]) -> None:
+    """The batch lock of a job that changes users: the users and their active fees. New loans,
+    requests and fees for these users (their foreign keys take KEY SHARE locks) wait for the user
+    lock; payments, which touch only the fee, wait for the fee lock."""
+    ids = _ids(user_ids)
+    conn.execute(select(users.c.id).where(users.c.id.in_(ids)).order_by(users.c.id).with_for_update()).all()
+    _lock_active_fees(conn, ids)
+
+
+def lock_active_fees(conn: Connection, user_ids: Iterable[object]) -> None:
+    """The batch lock of a job that changes only fees: the users' active fees, so a payment cannot
+    slip in between a fee's WAIVE transaction and its closing. A fee added meanwhile needs no lock:
+    it was not there when the batch re-read the user's total, so the result is the same as the batch
+    committing first and the fee being added after."""
+    _lock_active_fees(conn, _ids(user_ids))
+
+
+def _lock_active_fees(conn: Connection, ids: list[int]) -> None:
+    # A payment is an UPDATE of the fee alone (no lock on the user row), so without this it could
+    # slip in between a batch's WAIVE transactions and its closing of the fee.
+    conn.execute(select(fees.c.id).where(fees.c.user_id.in_(ids), fees.c.status == "ACTIVE")
+                 .order_by(fees.c.id).with_for_update()).all()
