@@ -12,7 +12,7 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
 
-.PHONY: setup demo test
+.PHONY: setup demo test test-fast lint
 setup: $(VENV)/.installed
 
 # A fresh demo library in the embedded default database, then the nightly purge: dry run, real run.
@@ -24,5 +24,16 @@ demo: setup
 	$(PY) -m flows purge --grace-period-days 30 --max-share 0.25 --confirm
 	$(PY) -m flows history
 
-test: setup
+# The import directions of .importlinter (jobs use the engine, the engine uses no job, rules use no database).
+lint: setup
+	$(VENV)/bin/lint-imports
+
+# The whole suite: the README's test command and CI's.
+test: setup lint
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
+
+# The pure rules and unit tests, no database server and no Prefect: under a minute.
+FAST_TESTS := tests/test_purge_rules.py tests/test_waive_rules.py tests/test_merge_rules.py tests/test_outcome.py \
+	tests/test_cli_generation.py tests/reliability/test_rules_properties.py
+test-fast: setup lint
+	$(PY) -m pytest -q -p no:cacheprovider $(FAST_TESTS) $(PYTEST_ARGS)

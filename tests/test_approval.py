@@ -9,7 +9,8 @@ from uuid import UUID
 import pytest
 from sqlalchemy import select
 
-from flows.purge_users import PurgeParameters, purge_user_records
+from flows.purge_users import purge_user_records
+from tests.runs import run_flow
 from tasks.db.schema import job_runs, users
 from tests.builders import add_user
 
@@ -19,11 +20,11 @@ AS_OF = dt.date(2026, 12, 20)
 def start_in_background(**overrides):
     """Start a real purge asking for approval; returns the thread and where its result lands."""
     outcome: dict = {}
-    parameters = PurgeParameters(as_of=AS_OF, max_share=1, dry_run=False, require_approval=True, **overrides)
+    parameters = dict(as_of=AS_OF, max_share=1, dry_run=False, require_approval=True, **overrides)
 
     def run():
         try:
-            outcome["summary"] = purge_user_records(parameters=parameters)
+            outcome["state"], outcome["summary"] = run_flow(purge_user_records, **parameters)
         except BaseException as exc:  # noqa: BLE001 - the test reports it
             outcome["error"] = exc
 
@@ -93,6 +94,7 @@ def test_an_approved_run_shows_its_preview_then_applies_and_records_who_approved
     thread.join(60)
     assert "error" not in outcome, outcome.get("error")
     assert outcome["summary"]["purged"] == 1 and outcome["summary"]["skipped"] == {"ACTIVE_LOANS": 1}
+    assert outcome["state"].name == "Completed" and outcome["state"].is_completed()
     assert len(purged(engine)) == 1
     done = job_run(engine, row["run_id"])
     assert (done["status"], done["approved_by"], done["approval_note"]) == ("COMPLETED", "alice", "term cleanup")
@@ -110,6 +112,8 @@ def test_a_rejected_run_ends_without_changing_anything(engine, prefect_api):
     thread.join(60)
     assert "error" not in outcome, outcome.get("error")
     assert outcome["summary"]["purged"] == 0 and outcome["summary"]["dry_run"] is False
+    # A rejection is a person's decision, not an error: a cancelled-type state named for what happened.
+    assert (outcome["state"].name, outcome["state"].type.value) == ("Rejected", "CANCELLED")
     assert purged(engine) == []
     done = job_run(engine, row["run_id"])
     assert (done["status"], done["approved_by"], done["approval_note"]) == ("REJECTED", "bob", "wrong group")
@@ -125,6 +129,7 @@ def test_an_unanswered_run_times_out_without_changing_anything(engine, prefect_a
     assert not thread.is_alive()
     assert "error" not in outcome, outcome.get("error")
     assert outcome["summary"]["purged"] == 0
+    assert (outcome["state"].name, outcome["state"].type.value) == ("Approval timed out", "CANCELLED")
     assert purged(engine) == []
     done = job_run(engine, row["run_id"])
     assert done["status"] == "APPROVAL_TIMED_OUT" and done["approved_by"] is None

@@ -9,10 +9,11 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, insert, select
 
-from flows.merge_users import MergePair, MergeParameters, merge_users
+from flows.merge_users import merge_users
+from tasks.merge.parameters import MergePair
 from tasks.alma.export import export_users
 from tasks.db.engine import write_transaction
-from tasks.engine.runner import JobFailed
+from tasks.errors import JobFailed
 from tasks.db.schema import (fee_transactions, fees, job_events, loans, requests, user_addresses, user_attachments,
                           user_blocks,
                           user_emails, user_identifiers, user_notes, user_phones, user_proxies, user_roles,
@@ -64,8 +65,8 @@ def user_exists(engine, primary_id: str) -> bool:
 
 def merge(pairs, **values):
     values.setdefault("dry_run", False)
-    return merge_users(parameters=MergeParameters(
-        pairs=[MergePair(from_user=f, to_user=t) for f, t in pairs], **values))
+    return merge_users(
+        pairs=[MergePair(from_user=f, to_user=t) for f, t in pairs], **values)
 
 
 def codes(items, field):
@@ -248,7 +249,7 @@ def test_a_failing_batch_leaves_no_half_merge(engine, prefect_api, monkeypatch):
     add_full_user(engine, "dup")
     add_user(engine, "keep")
     before = {pid: exported(engine, pid) for pid in ["dup", "keep"]}
-    import flows.merge_users as merge_module
+    import tasks.merge.steps as merge_module
 
     real_sql_for = merge_module.sql_for
 
@@ -272,7 +273,7 @@ def test_the_command_line_refuses_bad_parameters_and_files_naming_the_problem(tm
     empty_cell = tmp_path / "empty_cell.csv"
     empty_cell.write_text("from_user,to_user\na,b\n,d\n")
     cases = [
-        (["--from", "a", "--to", "b", "--segments", "notes,pets"], ["'pets'", "valid segments: contacts", "all"]),
+        (["--from", "a", "--to", "b", "--segments", "notes,pets"], ["'pets'", "valid segments:", "contacts, identifiers"]),
         (["--from", "a"], ["--from and --to"]),
         (["--from", "a", "--to", "b", "--pairs", bad_bool], ["not both"]),
         ([], ["--from and --to", "--pairs"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tasks.engine.definition import ELIGIBLE
+from tasks.reasons import ELIGIBLE
 from tasks.merge.rules import (COPY_AS_INTERNAL_REQUIRED, FROM_NOT_PATRON_ONLY, KINDS, PROTECTED, SAME_USER,
                                SEGMENTS, USER_IN_SEVERAL_PAIRS, USER_NOT_FOUND, decide_merge, moved_totals,
                                pair_facts, pair_table)

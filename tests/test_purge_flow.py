@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 import tasks.engine.runner
-from flows.purge_users import PurgeParameters, purge_user_records
+from flows.purge_users import purge_user_records
 from tasks.db.engine import write_transaction
 from tasks.db.schema import (fee_transactions, fees, job_events, job_runs, loans, requests, user_addresses,
                           user_attachments, user_blocks, user_emails, user_identifiers, user_notes, user_phones,
@@ -24,7 +24,7 @@ SEGMENTS = {"user_identifiers": user_identifiers, "user_addresses": user_address
 
 
 def purge(**values) -> dict:
-    return purge_user_records(parameters=PurgeParameters(as_of=AS_OF, **values))
+    return purge_user_records(as_of=AS_OF, **values)
 
 
 def user_row(engine, user_id: int) -> dict | None:

@@ -6,7 +6,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from tasks.engine.definition import ELIGIBLE
+from tasks.reasons import ELIGIBLE
 from tasks.purge.rules import decide_purge, purge_cutoff
 
 AS_OF = dt.date(2026, 12, 20)

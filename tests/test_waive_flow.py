@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 
@@ -10,9 +9,9 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import OperationalError
 
-import flows.waive_fines
+import tasks.waive.steps
 import tasks.engine.batches
-from flows.waive_fines import WAIVE, WaiveParameters, bulk_fine_waiving
+from flows.waive_fines import bulk_fine_waiving
 from tasks.engine.parameters import run_date_and_time
 from tasks.db.schema import fee_transactions, fees, job_events, job_runs, users
 from tests.builders import add_fee, add_user, ledger_errors, pay
@@ -129,9 +128,9 @@ def test_fine_type_date_and_group_limits(engine, prefect_api):
         add_fee(conn, big_other, "50.00", fee_type="LOSTITEMREPLACEMENTFEE", now=nov)
         add_fee(conn, old, "10.00", fee_type="OVERDUEFINE", now=dt.datetime(2026, 10, 1))
         add_fee(conn, grad, "10.00", fee_type="OVERDUEFINE", now=nov)
-    summary = bulk_fine_waiving(parameters=WaiveParameters(
+    summary = bulk_fine_waiving(
         max_fine_threshold="55", waive_reason="GOODWILL", fine_types=["OVERDUEFINE"], user_groups=["UNDERGRAD"],
-        created_from=dt.date(2026, 11, 1), created_to=dt.date(2026, 11, 10), as_of=AS_OF, dry_run=False))
+        created_from=dt.date(2026, 11, 1), created_to=dt.date(2026, 11, 10), as_of=AS_OF, dry_run=False)
     # add_fee creates a fee ten days before `now`: 10 Nov is the last day of the range.
     assert summary["skipped"] == {"ABOVE_FINE_THRESHOLD": 1}
     assert (summary["users_considered"], summary["users_waived"], summary["fines_waived"]) == (2, 1, 1)
@@ -164,8 +163,8 @@ def test_fees_paid_or_changed_after_selection_are_left_alone(engine, prefect_api
             yield conn
 
     monkeypatch.setattr(tasks.engine.batches, "write_transaction", pay_at_the_desk_first)
-    summary = bulk_fine_waiving(parameters=WaiveParameters(
-        max_fine_threshold="100", waive_reason="AMNESTY", as_of=AS_OF, dry_run=False))
+    summary = bulk_fine_waiving(
+        max_fine_threshold="100", waive_reason="AMNESTY", as_of=AS_OF, dry_run=False)
     assert summary["skipped"] == {"CHANGED_SINCE_SELECTION": 2}
     assert (summary["users_eligible"], summary["users_waived"], summary["fines_waived"]) == (3, 1, 1)
     assert summary["amount_waived"] == "1.50"
@@ -237,8 +236,10 @@ def test_a_payment_during_the_batch_waits_for_it(engine, prefect_api, monkeypatc
         fee = add_fee(conn, user, "6.00")
     blocked = []
 
-    def lock_then_try_to_pay(conn, batch):
-        WAIVE.lock(conn, batch)
+    real_lock = tasks.waive.steps.lock_active_fees
+
+    def lock_then_try_to_pay(conn, user_ids):
+        real_lock(conn, user_ids)
         with engine.connect() as desk:
             desk.execute(text("SET lock_timeout = '300ms'"))
             with pytest.raises(OperationalError, match="lock"):
@@ -246,9 +247,9 @@ def test_a_payment_during_the_batch_waits_for_it(engine, prefect_api, monkeypatc
             desk.rollback()
         blocked.append(fee)
 
-    monkeypatch.setattr(flows.waive_fines, "WAIVE", dataclasses.replace(WAIVE, lock=lock_then_try_to_pay))
-    summary = bulk_fine_waiving(parameters=WaiveParameters(
-        max_fine_threshold="10", waive_reason="AMNESTY", as_of=AS_OF, dry_run=False))
+    monkeypatch.setattr(tasks.waive.steps, "lock_active_fees", lock_then_try_to_pay)
+    summary = bulk_fine_waiving(
+        max_fine_threshold="10", waive_reason="AMNESTY", as_of=AS_OF, dry_run=False)
     assert blocked == [fee]
     assert summary["fines_waived"] == 1 and fees_of(engine, "at-the-desk") == [("OVERDUEFINE", "CLOSED", 0)]
     assert ledger_errors(engine) == []
@@ -260,7 +261,7 @@ def test_a_run_from_the_prefect_ui_with_an_unknown_reason_fails_before_recording
 
     add_user(engine, "owes", fees_owed=["5.00"])
     with pytest.raises(InvalidInput, match="unknown waive reason 'NOPE'.*AMNESTY"):
-        bulk_fine_waiving(parameters=WaiveParameters(max_fine_threshold="10", waive_reason="NOPE", dry_run=False))
+        bulk_fine_waiving(max_fine_threshold="10", waive_reason="NOPE", dry_run=False)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(job_runs)).scalar() == 0
         assert conn.execute(select(func.count()).select_from(fee_transactions)).scalar() == 0

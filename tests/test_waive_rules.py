@@ -5,7 +5,7 @@ import datetime as dt
 
 import pandas as pd
 
-from tasks.engine.definition import ELIGIBLE
+from tasks.reasons import ELIGIBLE
 from tasks.waive.rules import (ABOVE_FINE_THRESHOLD, HAS_OVERDUE_LOANS, PROTECTED, decide_waive,
                                has_overdue_loans)
 

@@ -36,7 +36,7 @@ def load_sql(name: str, dialect: str | None = None) -> TextClause:
         for name in names:
             statement = re.sub(rf"\bNOT\s+IN\s+:{name}\b", f"<> ALL(:{name})", statement, flags=re.IGNORECASE)
             statement = re.sub(rf"\bIN\s+:{name}\b", f"= ANY(:{name})", statement, flags=re.IGNORECASE)
-        return text(statement).bindparams(*(bindparam(n, type_=_ARRAY) for n in names))
+        return text(statement).bindparams(*(bindparam(n, type_=LIST_AS_ARRAY) for n in names))
     clause = text(statement)
     if names:
         clause = clause.bindparams(*(bindparam(n, expanding=True) for n in names))
@@ -54,7 +54,7 @@ class _ListAsArray(TypeDecorator):
         return [v.item() if hasattr(v, "item") else v for v in value]
 
 
-_ARRAY = _ListAsArray()
+LIST_AS_ARRAY = _ListAsArray()
 
 
 def sql_for(conn, name: str) -> TextClause:

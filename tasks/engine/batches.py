@@ -16,7 +16,9 @@ from prefect.tasks import exponential_backoff
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from tasks.db.engine import get_engine, mask_secrets, write_transaction
-from tasks.engine.definition import ELIGIBLE, BatchJob, JobRun
+from tasks.engine.definition import JobDefinition, JobRun
+from tasks.engine.parameters import JobParameters
+from tasks.reasons import ELIGIBLE
 from tasks.engine.selection import decide_all
 
 
@@ -95,7 +97,7 @@ def fingerprints(frame: pd.DataFrame, key: str, columns: list[str]) -> pd.Series
     return hashed.groupby(frame[key].to_numpy()).sum()
 
 
-def recheck(job: BatchJob, selected: pd.DataFrame, current: pd.DataFrame) -> tuple[pd.DataFrame, list[Any]]:
+def recheck(job: JobDefinition, selected: pd.DataFrame, current: pd.DataFrame) -> tuple[pd.DataFrame, list[Any]]:
     """The rows of `current` that may still be applied, and the keys that changed since selection."""
     keys = pd.unique(selected[job.key])
     still = current[current["outcome"] == ELIGIBLE]
@@ -113,7 +115,7 @@ def recheck(job: BatchJob, selected: pd.DataFrame, current: pd.DataFrame) -> tup
 @task(name="apply-batch", task_run_name="{job.name}-batch-{number}", cache_policy=NO_CACHE,
       retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1), retry_jitter_factor=0.5,
       retry_condition_fn=_retry_transient)
-def apply_batch(job: BatchJob, run: JobRun, parameters: Any, number: int, selected: pd.DataFrame) -> BatchResult:
+def apply_batch(job: JobDefinition, run: JobRun, parameters: JobParameters, number: int, selected: pd.DataFrame) -> BatchResult:
     keys = list(pd.unique(selected[job.key]))
     with write_transaction(get_engine(run.database_url)) as conn:
         job.lock(conn, selected)
@@ -134,7 +136,7 @@ def batch_concurrency(run: JobRun) -> int:
     return 1 if run.database_url.startswith("sqlite") else 2
 
 
-def apply_in_batches(job: BatchJob, run: JobRun, decisions: pd.DataFrame, parameters: Any,
+def apply_in_batches(job: JobDefinition, run: JobRun, decisions: pd.DataFrame, parameters: JobParameters,
                      batch_size: int) -> ApplyOutcome:
     """Run every batch; after a batch fails for good, start no new ones and say what was committed."""
     logger = get_run_logger()

@@ -1,26 +1,108 @@
 """Parameters every batch job shares. Each job's model extends this one; the model is the
-documentation and the Prefect UI form."""
+documentation, the command line's flags and the Prefect UI form."""
 from __future__ import annotations
 
 import datetime as dt
+import contextlib
 import os
+import re
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from tasks.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Cli:
+    """How a parameter appears on the command line, where the contract names it differently from the
+    field (`waive_reason` is `--reason`) or takes it in another shape. Put it in the field's
+    `Annotated[...]`; a field without one is `--field-name`."""
+    flag: str | None = None           # "--reason"; for a bool "--copy-as-internal/--no-copy-as-internal"
+    metavar: str | None = None
+    split: str | None = None          # a list given once, separated by this ("--segments a,b")
+    sets: Any = True                  # the value a bool flag sets when given (`--confirm` sets dry_run False)
+    hidden: bool = False              # not on the command line (e.g. structured lists for the API)
+    help: str | None = None           # when the flag's meaning differs from the field's description
+
+
+def cli_of(field: FieldInfo) -> Cli:
+    return next((m for m in field.metadata if isinstance(m, Cli)), Cli())
+
+
+def flag_of(name: str, field: FieldInfo) -> str:
+    flag = cli_of(field).flag or "--" + name.replace("_", "-")
+    return flag.split("/")[0]
+
+
+def title_of(name: str, field: FieldInfo) -> str:
+    """The parameter's name in words, as the form shows it."""
+    return field.title or name.replace("_", " ").capitalize()
+
+
+# How a message names a parameter: by its flag on the command line, by its title in the form. The
+# surface that checks the parameters sets it; rules that refuse a combination of parameters use `named`.
+_NAMES: ContextVar[dict[str, str]] = ContextVar("parameter_names", default={})
+
+
+@contextlib.contextmanager
+def naming(names: dict[str, str]):
+    token = _NAMES.set(names)
+    try:
+        yield
+    finally:
+        _NAMES.reset(token)
+
+
+def named(field: str) -> str:
+    return _NAMES.get().get(field, field)
+
+
+def validation_message(exc: ValidationError, names: dict[str, str], model: type[BaseModel] | None = None) -> str:
+    """A pydantic error in the operator's words: which parameter (by the name they know it by: a flag
+    on the command line, a title in the form), which value, what is wrong, and the valid choices."""
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if not isinstance(p, int)]  # list positions say nothing
+        field = loc[0] if loc else ""
+        where = " ".join([names.get(field, field), *loc[1:]]) or "parameters"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "is not a parameter of this job"
+        elif err["type"].startswith("date_"):
+            message = "must be a date in the form YYYY-MM-DD"
+        elif err["type"] == "literal_error":
+            choices = sorted(re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", ""))))
+            info = model.model_fields.get(field) if model else None
+            what = title_of(field, info).lower() if info else "values"
+            message = f"unknown value; valid {what}: {', '.join(choices)}"
+        parts.append(f"{where}: {message} (got {err.get('input')!r})")
+    return "; ".join(parts)
+
+
+def parse(model: type["JobParameters"], values: dict[str, Any]) -> "JobParameters":
+    """Validate parameters, turning pydantic's errors into InvalidInput in the operator's words."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise InvalidInput(validation_message(exc, _NAMES.get(), model)) from None
 
 
 class JobParameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dry_run: bool = Field(
-        default=True,
+    dry_run: Annotated[bool, Cli("--confirm", sets=False, help="Really change the database. Without it the run "
+                                 "is a dry run: it computes and reports exactly what it would do, and changes nothing.")] = Field(
+        default=True, title="Dry run",
         description="Compute and report exactly what the job would do, and change nothing. "
                     "Set to false to really change the database.",
     )
     as_of: dt.date | None = Field(
-        default=None,
+        default=None, title="Run date",
         description="The run date the rules judge by (YYYY-MM-DD). Empty means today in the library's time zone.",
     )
     batch_size: int = Field(
@@ -33,8 +115,8 @@ class JobParameters(BaseModel):
         default=False,
         description="For a real run: pause after the preview until someone approves it in the Prefect UI.",
     )
-    approval_timeout_seconds: int = Field(
-        default=3600, ge=10,
+    approval_timeout_seconds: Annotated[int, Cli(hidden=True)] = Field(
+        default=3600, ge=10, title="Approval timeout (seconds)",
         description="How long a run waits for approval before it ends without changing anything.",
     )
 
@@ -58,3 +140,12 @@ def run_date_and_time(as_of: dt.date | None) -> tuple[dt.date, dt.datetime]:
     local_run = local_now.replace(year=day.year, month=day.month, day=day.day)
     utc_run = local_run.astimezone(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     return day, utc_run
+
+
+# The form and --help list the job's own parameters first, then these, the technical ones last.
+COMMON_ORDER = ("as_of", "dry_run", "require_approval", "batch_size", "approval_timeout_seconds")
+
+
+def form_order(model: type[JobParameters]) -> list[str]:
+    own = [n for n in model.model_fields if n not in COMMON_ORDER]
+    return own + [n for n in COMMON_ORDER if n in model.model_fields]

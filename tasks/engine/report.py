@@ -1,15 +1,24 @@
-"""The run report: one markdown text, stored with the job run, published as a Prefect artifact
-under a stable key (so the Artifacts page keeps its history) and printed by the CLI."""
+"""The run report: one markdown text, stored with the job run, published as a Prefect artifact under a
+stable key (so the artifact's history is the job's history) and printed by the command line."""
 from __future__ import annotations
 
 import json
 from typing import Any
 
 import pandas as pd
+from prefect.artifacts import create_markdown_artifact
+from prefect.context import FlowRunContext
 
 from tasks.db.engine import mask_url
+from tasks.engine.definition import JobDefinition, JobRun, Preview
+from tasks.engine.outcome import Kind, RunOutcome, summary_of
+from tasks.reasons import ELIGIBLE
 
 SAMPLE_ROWS = 10
+AFFECTED = "Sample of who is affected"
+LEFT_OUT = "Sample of who is skipped, and why"
+# Keys of the summary that describe the run rather than count what it did.
+NOT_COUNTS = frozenset({"job", "run_id", "dry_run", "as_of", "parameters", "skipped"})
 
 
 def _cell(value: Any) -> str:
@@ -24,21 +33,44 @@ def table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-def render_report(*, title: str, summary: dict[str, Any], status: str, duration_s: float, units_done: int,
-                  unit_name: str, database_url: str, samples: dict[str, pd.DataFrame],
-                  notes: list[str] | None = None, sections: list[str] | None = None) -> str:
+def _sample(heading: str, frame: pd.DataFrame) -> list[str]:
+    parts = ["", f"## {heading}"]
+    if frame.empty:
+        return parts + ["_none_"]
+    parts.append(table([tuple(r) for r in frame.head(SAMPLE_ROWS).itertuples(index=False)], tuple(frame.columns)))
+    if len(frame) > SAMPLE_ROWS:
+        parts.append(f"\n_… and {len(frame) - SAMPLE_ROWS:,} more_")
+    return parts
+
+
+def samples(outcome_kind: Kind | None, run: JobRun, preview: Preview | None) -> dict[str, pd.DataFrame]:
+    """Who the report names. A real run's report is kept for years: it names nobody it changed; a run
+    that stopped changed nobody, so it shows no "affected" sample beside zero counts."""
+    if preview is None:
+        return {}
+    shown = {}
+    if outcome_kind in (None, Kind.DRY_RUN):
+        shown[AFFECTED] = preview.affected
+    if outcome_kind not in (Kind.INVALID,):
+        shown[LEFT_OUT] = preview.left_out
+    return shown
+
+
+def render(job: JobDefinition, run: JobRun, *, status: str, headline: str | None, summary: dict[str, Any],
+           work_s: float, units_done: int, shown: dict[str, pd.DataFrame], notes: list[str] = (),
+           sections: list[str] = ()) -> str:
     mode = "dry run (nothing was changed)" if summary["dry_run"] else "real run"
-    rate = units_done / duration_s if duration_s > 0 else 0.0
-    counts = {k: v for k, v in summary.items()
-              if k not in {"job", "run_id", "dry_run", "as_of", "parameters", "skipped"}}
-    parts = [
-        f"# {title}: {mode}",
-        "",
+    rate = units_done / work_s if work_s > 0 else 0.0
+    counts = {k: v for k, v in summary.items() if k not in NOT_COUNTS}
+    parts = [f"# {job.title}: {mode}", ""]
+    if headline:
+        parts += [f"**{headline}**", ""]
+    parts += [
         f"- **Status:** {status}",
         f"- **Run date (as of):** {summary['as_of']}",
         f"- **Run id:** `{summary['run_id']}`",
-        f"- **Database:** `{mask_url(database_url)}`",
-        f"- **Duration:** {duration_s:.2f} s; **throughput:** {rate:,.0f} {unit_name}/s",
+        f"- **Database:** `{mask_url(run.database_url)}`",
+        f"- **Duration:** {work_s:.2f} s; **throughput:** {rate:,.0f} {job.unit.plural}/s",
         "",
         "## Parameters",
         table(sorted(summary["parameters"].items()), ("parameter", "value")),
@@ -52,27 +84,44 @@ def render_report(*, title: str, summary: dict[str, Any], status: str, duration_
                       table(sorted(value.items()), ("what", "value")) if value else "_none_"]
     parts += ["", "## Skipped by reason",
               table(sorted(summary["skipped"].items()), ("reason", "count")) if summary["skipped"] else "_none_"]
-    for heading, frame in samples.items():
-        parts += ["", f"## {heading}"]
-        if frame.empty:
-            parts.append("_none_")
-        else:
-            parts.append(table([tuple(r) for r in frame.head(SAMPLE_ROWS).itertuples(index=False)],
-                               tuple(frame.columns)))
-            if len(frame) > SAMPLE_ROWS:
-                parts.append(f"\n_… and {len(frame) - SAMPLE_ROWS:,} more_")
-    for section in sections or []:
+    for heading, frame in shown.items():
+        parts += _sample(heading, frame)
+    for section in sections:
         parts += ["", section]
     if notes:
         parts += ["", "## Notes", *[f"- {n}" for n in notes]]
     return "\n".join(parts) + "\n"
 
 
+def outcome_report(job: JobDefinition, run: JobRun, outcome: RunOutcome, preview: Preview | None,
+                   elapsed_s: float) -> str:
+    """The final report of a run, derived from its outcome."""
+    kind = outcome.kind
+    summary = summary_of(job, run, outcome.counts, outcome.skipped)
+    shown = samples(kind, run, preview)
+    if outcome.applied is not None and outcome.applied.changed and preview is not None:
+        changed = preview.decisions[preview.decisions[job.key].isin(outcome.applied.changed)]
+        shown["Changed since selection (left alone)"] = changed.drop_duplicates(job.key)[[job.label]]
+    sections = []
+    if job.report_sections and preview is not None and kind in (Kind.DRY_RUN, Kind.COMPLETED,
+                                                                 Kind.COMPLETED_WITH_FAILURES):
+        done = preview.decisions[preview.decisions["outcome"] == ELIGIBLE].drop_duplicates(job.key)
+        if outcome.applied is not None and outcome.applied.changed:
+            done = done[~done[job.key].isin(outcome.applied.changed)]
+        sections = job.report_sections(done)
+    if outcome.error:
+        sections.append(f"## Error\n{outcome.error}")
+    notes = list(outcome.notes)
+    if outcome.approval is not None and outcome.approval.approved:
+        notes.append(outcome.approval.describe())
+    headline = f"{kind.state_name}: {outcome.reason}" if outcome.reason else None
+    return render(job, run, status=kind.status, headline=headline, summary=summary,
+                  work_s=max(elapsed_s - outcome.waited_s, 0.0), units_done=outcome.units_done, shown=shown,
+                  notes=notes, sections=sections)
+
+
 def publish_report(job_name: str, markdown: str, description: str) -> None:
     """The report as a Prefect artifact with the key `<job>-report` (its history lives under that key)."""
-    from prefect.artifacts import create_markdown_artifact
-    from prefect.context import FlowRunContext
-
     if FlowRunContext.get() is None:
         return
     create_markdown_artifact(markdown=markdown, key=f"{job_name}-report", description=description)

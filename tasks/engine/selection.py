@@ -11,7 +11,8 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Connection
 
 from tasks.db.engine import get_engine, read_connection
-from tasks.engine.definition import BatchJob, JobRun
+from tasks.engine.definition import JobDefinition, JobRun
+from tasks.engine.parameters import JobParameters
 from tasks.db.sql import sql_for
 
 SELECT_CHUNK_ROWS = 50_000
@@ -46,7 +47,7 @@ def restrict_params(keys: Sequence[Any] | None) -> dict[str, Any]:
     return {"restrict": 1 if keys is not None else 0, "ids": ids}
 
 
-def decide_all(job: BatchJob, conn: Connection, parameters: Any, run: JobRun,
+def decide_all(job: JobDefinition, conn: Connection, parameters: JobParameters, run: JobRun,
                keys: Sequence[Any] | None = None) -> pd.DataFrame:
     frames = [job.decide(chunk, parameters, run) for chunk in job.select(conn, parameters, run, keys)]
     non_empty = [f for f in frames if not f.empty]
@@ -56,7 +57,7 @@ def decide_all(job: BatchJob, conn: Connection, parameters: Any, run: JobRun,
 
 
 @task(name="select-and-decide", cache_policy=NO_CACHE)
-def select_and_decide(job: BatchJob, run: JobRun, parameters: Any) -> pd.DataFrame:
+def select_and_decide(job: JobDefinition, run: JobRun, parameters: JobParameters) -> pd.DataFrame:
     """Every candidate with its outcome: ELIGIBLE or the reason it is left out."""
     with read_connection(get_engine(run.database_url)) as conn:
         return decide_all(job, conn, parameters, run)

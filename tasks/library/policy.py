@@ -21,6 +21,9 @@ from tasks.db.engine import write_transaction
 from tasks.errors import InvalidInput
 from tasks.library.settings import get_setting, put_setting
 from tasks.db.sql import sql_for
+from tasks.db.statements import (advisory_lock, clear_column_of_users, delete_proxy_rows,
+                                 delete_rows_of_users)
+from tasks.segments import PERSONAL_TABLES
 
 POLICY_LEVELS = {
     "keep-fully-reportable": "keeps the user row with names and primary id, statistics, loan/request history "
@@ -37,21 +40,11 @@ SETTING = "delete_user_policy"
 # single writer serialises them anyway): a batch never commits users under a policy already replaced.
 POLICY_LOCK_KEY = 0x5055524745  # "PURGE"
 
-_SEGMENT_STATEMENTS = [
-    "policy/delete_user_identifiers",
-    "policy/delete_user_addresses",
-    "policy/delete_user_emails",
-    "policy/delete_user_phones",
-    "policy/delete_user_notes",
-    "policy/delete_user_attachments",
-    "policy/delete_user_roles",
-    "policy/delete_user_blocks",
-]
-_COMMENT_STATEMENTS = [
-    "policy/clear_fee_comments",
-    "policy/clear_fee_transaction_comments",
-    "policy/clear_statistic_notes",
-]
+# Every level: the parts that reach a person (tasks/segments.py) go.
+_SEGMENT_STATEMENTS = [delete_rows_of_users(table) for table in PERSONAL_TABLES]
+# keep-statistics and stricter: free text that may name the person goes too.
+_COMMENT_STATEMENTS = [clear_column_of_users("fees", "comment"), "policy/clear_fee_transaction_comments",
+                       clear_column_of_users("user_statistics", "statistic_note")]
 # What reduce_users empties on the user row at each level (fully-remove deletes the row instead).
 _USER_ROW = {
     "keep-fully-reportable": {"anonymise": 0, "remove_id": 0},
@@ -90,7 +83,7 @@ def get_policy(engine: Engine) -> str:
 
 def lock_policy_shared(conn: Connection) -> None:
     """Inside a purge batch: the policy cannot change until the batch commits."""
-    conn.execute(sql_for(conn, "policy/lock_policy_shared"), {"lock_key": POLICY_LOCK_KEY}).all()
+    conn.execute(advisory_lock(POLICY_LOCK_KEY, shared=True)).all()
 
 
 def apply_policy(conn: Connection, level: str, user_ids: Sequence[int], purged_at: Any = None) -> list[int]:
@@ -105,7 +98,7 @@ def apply_policy(conn: Connection, level: str, user_ids: Sequence[int], purged_a
 
     def delete_proxies(of: list[int]) -> None:
         named = [primary_ids[i] for i in of if i in primary_ids] or ["-"]
-        conn.execute(sql_for(conn, "policy/delete_proxies"), {"ids": of, "primary_ids": named})
+        conn.execute(delete_proxy_rows(), {"ids": of, "primary_ids": named})
 
     if level == "fully-remove":
         # The cascade would delete the users' own proxy rows in no particular order: lock them first.
@@ -115,8 +108,8 @@ def apply_policy(conn: Connection, level: str, user_ids: Sequence[int], purged_a
         "ids": ids, "purged_at": purged_at, "policy": level, "looser": looser_than(level) or ["-"],
         **_USER_ROW[level]}).scalars())
     if reduced:
-        for name in _STATEMENTS_AFTER_USER_ROWS[level]:
-            conn.execute(sql_for(conn, name), {"ids": reduced})
+        for statement in _STATEMENTS_AFTER_USER_ROWS[level]:
+            conn.execute(sql_for(conn, statement) if isinstance(statement, str) else statement, {"ids": reduced})
         delete_proxies(reduced)
     return reduced
 
@@ -126,7 +119,7 @@ def set_policy(engine: Engine, level: str) -> int:
     Returns how many earlier-purged users it reached (those kept under a looser level)."""
     check_level(level)
     with write_transaction(engine) as conn:
-        conn.execute(sql_for(conn, "policy/lock_policy"), {"lock_key": POLICY_LOCK_KEY}).all()
+        conn.execute(advisory_lock(POLICY_LOCK_KEY)).all()
         previous = current_policy(conn)
         put_setting(conn, SETTING, level)
         if STRICTNESS[level] <= STRICTNESS[previous]:

@@ -12,36 +12,18 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from tasks.reasons import ELIGIBLE
+from tasks.segments import ALWAYS_MOVED, KINDS, PARTS, SEGMENT_KINDS, SEGMENTS  # noqa: F401
+from tasks.reasons import (  # noqa: F401 - the rules' vocabulary
+    ELIGIBLE, SAME_USER, USER_IN_SEVERAL_PAIRS, USER_NOT_FOUND, PROTECTED, FROM_NOT_PATRON_ONLY, COPY_AS_INTERNAL_REQUIRED,
+)
 
-SEGMENTS = ("contacts", "identifiers", "notes", "blocks", "statistics", "attachments", "roles", "proxies")
-ALWAYS_MOVED = ("loans", "requests", "fees", "fee_transactions")
-SEGMENT_KINDS = {
-    "contacts": ("addresses", "emails", "phones"),
-    "identifiers": ("identifiers",),
-    "notes": ("notes",),
-    "blocks": ("blocks",),
-    "statistics": ("statistics",),
-    "attachments": ("attachments",),
-    "roles": ("roles",),
-    # proxy_for: users the From user may act for; proxied_by: users who act for the From user.
-    "proxies": ("proxy_for", "proxied_by"),
-}
-KINDS = ALWAYS_MOVED + tuple(k for kinds in SEGMENT_KINDS.values() for k in kinds)
-# Counted per user by sql/merge/select_users.sql: these move whole.
-COUNTED_KINDS = ("loans", "requests", "fees", "fee_transactions", "addresses", "emails", "phones", "notes",
-                 "blocks", "statistics", "attachments")
-# Listed item by item by sql/merge/select_clash_items.sql: these may clash with what the To user holds.
-CLASH_KINDS = ("identifiers", "roles", "proxy_for", "proxied_by")
+# Counted per user by sql/merge/select_users.sql: these move whole. Listed item by item by
+# sql/merge/select_clash_items.sql: those that may clash with what the To user holds.
+CLASH_KINDS = tuple(p.kind for p in PARTS if p.clash_rule)
+COUNTED_KINDS = tuple(k for k in KINDS if k not in CLASH_KINDS)
 
 PATRON_ROLE = "200"
 
-SAME_USER = "SAME_USER"
-USER_IN_SEVERAL_PAIRS = "USER_IN_SEVERAL_PAIRS"
-USER_NOT_FOUND = "USER_NOT_FOUND"
-PROTECTED = "PROTECTED"
-FROM_NOT_PATRON_ONLY = "FROM_NOT_PATRON_ONLY"
-COPY_AS_INTERNAL_REQUIRED = "COPY_AS_INTERNAL_REQUIRED"
 
 PAIR_COLUMNS = ["pair_no", "from_primary_id", "to_primary_id", "copy_as_internal"]
 

@@ -7,12 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from tasks.reasons import ELIGIBLE
+from tasks.reasons import (  # noqa: F401 - the rules' vocabulary
+    ELIGIBLE, PROTECTED, ACTIVE_LOANS, ACTIVE_REQUESTS, OWES_ABOVE_THRESHOLD,
+)
 
-PROTECTED = "PROTECTED"
-ACTIVE_LOANS = "ACTIVE_LOANS"
-ACTIVE_REQUESTS = "ACTIVE_REQUESTS"
-OWES_ABOVE_THRESHOLD = "OWES_ABOVE_THRESHOLD"
 
 
 def purge_cutoff(as_of: dt.date, grace_period_days: int) -> dt.date:

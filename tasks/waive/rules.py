@@ -7,11 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from tasks.reasons import ELIGIBLE
+from tasks.reasons import (  # noqa: F401 - the rules' vocabulary
+    ELIGIBLE, PROTECTED, ABOVE_FINE_THRESHOLD, HAS_OVERDUE_LOANS,
+)
 
-PROTECTED = "PROTECTED"
-ABOVE_FINE_THRESHOLD = "ABOVE_FINE_THRESHOLD"
-HAS_OVERDUE_LOANS = "HAS_OVERDUE_LOANS"
 
 
 def _timestamps(values: pd.Series) -> pd.Series:

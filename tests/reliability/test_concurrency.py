@@ -43,7 +43,7 @@ def other_connection(db_url: str):
 
 def test_purge_leaves_alone_users_who_borrowed_requested_paid_or_were_fined_since_selection(
         engine, db_url, prefect_api, monkeypatch):
-    from flows.purge_users import PurgeParameters, purge_user_records
+    from flows.purge_users import purge_user_records
 
     ids = {name: add_user(engine, name, purge_date=PURGE_DATE, fees_owed=["5.00"] if name == "pays" else None)
            for name in ("borrows", "requests", "pays", "fined", "quiet")}
@@ -63,8 +63,8 @@ def test_purge_leaves_alone_users_who_borrowed_requested_paid_or_were_fined_sinc
         desk.dispose()
 
     interfere_before_apply(monkeypatch, circulation_desk)
-    summary = purge_user_records(parameters=PurgeParameters(as_of=AS_OF, max_owed="10", max_share=1,
-                                                            dry_run=False))
+    summary = purge_user_records(as_of=AS_OF, max_owed="10", max_share=1,
+                                                            dry_run=False)
 
     assert summary["purged"] == 1
     assert summary["skipped"] == {"CHANGED_SINCE_SELECTION": 4}
@@ -82,7 +82,7 @@ def test_purge_leaves_alone_users_who_borrowed_requested_paid_or_were_fined_sinc
 
 
 def test_waive_leaves_alone_users_who_paid_or_were_fined_since_selection(engine, db_url, prefect_api, monkeypatch):
-    from flows.waive_fines import WaiveParameters, bulk_fine_waiving
+    from flows.waive_fines import bulk_fine_waiving
 
     ids = {"fined": add_user(engine, "fined", fees_owed=["5.00", "5.00"]),
            "pays": add_user(engine, "pays", fees_owed=["8.00"]),
@@ -98,8 +98,8 @@ def test_waive_leaves_alone_users_who_paid_or_were_fined_since_selection(engine,
         desk.dispose()
 
     interfere_before_apply(monkeypatch, circulation_desk)
-    summary = bulk_fine_waiving(parameters=WaiveParameters(max_fine_threshold="20", waive_reason="AMNESTY",
-                                                           as_of=AS_OF, dry_run=False))
+    summary = bulk_fine_waiving(max_fine_threshold="20", waive_reason="AMNESTY",
+                                                           as_of=AS_OF, dry_run=False)
 
     assert (summary["users_waived"], summary["fines_waived"], summary["amount_waived"]) == (1, 1, "4.00")
     assert summary["skipped"] == {"CHANGED_SINCE_SELECTION": 2}
@@ -116,7 +116,7 @@ def test_waive_leaves_alone_users_who_paid_or_were_fined_since_selection(engine,
 
 def test_merge_leaves_alone_a_pair_whose_from_user_changed_and_moves_what_the_desk_added(
         engine, db_url, prefect_api, monkeypatch):
-    from flows.merge_users import MergeParameters, merge_users
+    from flows.merge_users import merge_users
 
     ids = {name: add_user(engine, name, active_loans=1, fees_owed=["1.00"])
            for name in ("from-staff", "to-staff", "from-borrows", "to-borrows")}
@@ -132,10 +132,10 @@ def test_merge_leaves_alone_a_pair_whose_from_user_changed_and_moves_what_the_de
         desk.dispose()
 
     interfere_before_apply(monkeypatch, circulation_desk)
-    merge_users(parameters=MergeParameters(
+    merge_users(
         pairs=[{"from_user": "from-staff", "to_user": "to-staff"},
                {"from_user": "from-borrows", "to_user": "to-borrows"}],
-        segments=["all"], dry_run=False))
+        segments=["all"], dry_run=False)
 
     with engine.connect() as conn:
         left = set(conn.execute(select(users.c.primary_id)).scalars())
@@ -166,14 +166,14 @@ def test_job_lock_refuses_a_second_holder_until_the_first_lets_go(engine, db_url
 
 
 def test_a_dry_run_is_not_held_up_by_a_real_run_in_progress(engine, db_url, prefect_api):
-    from flows.purge_users import PurgeParameters, purge_user_records
+    from flows.purge_users import purge_user_records
 
     add_user(engine, "due", purge_date=PURGE_DATE)
     with job_lock(engine, db_url, "purge-user-records"):
-        summary = purge_user_records(parameters=PurgeParameters(as_of=AS_OF, max_share=1))
+        summary = purge_user_records(as_of=AS_OF, max_share=1)
         assert summary["dry_run"] is True and summary["eligible"] == 1
         with pytest.raises(JobRefused, match="another real run of purge-user-records is in progress"):
-            purge_user_records(parameters=PurgeParameters(as_of=AS_OF, max_share=1, dry_run=False))
+            purge_user_records(as_of=AS_OF, max_share=1, dry_run=False)
     with engine.connect() as conn:
         assert conn.execute(select(users.c.purged_at).where(users.c.primary_id == "due")).scalar() is None
 
@@ -278,11 +278,12 @@ def test_a_payment_taken_while_a_purge_batch_waives_the_fee_never_unbalances_the
     import threading
 
     import flows.purge_users
+    import tasks.purge.steps
 
     user = add_user(engine, "leaving", purge_date=PURGE_DATE, fees_owed=["6.00"])
     with engine.connect() as conn:
         fee_id = conn.execute(select(fees.c.id).where(fees.c.user_id == user)).scalar_one()
-    real_sql_for = flows.purge_users.sql_for
+    real_sql_for = tasks.purge.steps.sql_for
     desk: dict[str, object] = {}
 
     def sql_for(conn, name):
@@ -292,9 +293,9 @@ def test_a_payment_taken_while_a_purge_batch_waives_the_fee_never_unbalances_the
             desk["thread"].join(timeout=3)  # a locked fee makes the desk wait for the batch to commit
         return real_sql_for(conn, name)
 
-    monkeypatch.setattr(flows.purge_users, "sql_for", sql_for)
-    summary = flows.purge_users.purge_user_records(parameters=flows.purge_users.PurgeParameters(
-        as_of=AS_OF, max_owed="10", max_share=1, dry_run=False))
+    monkeypatch.setattr(tasks.purge.steps, "sql_for", sql_for)
+    summary = flows.purge_users.purge_user_records(
+        as_of=AS_OF, max_owed="10", max_share=1, dry_run=False)
     desk["thread"].join(timeout=60)
 
     assert summary["purged"] == 1 and summary["amount_waived"] == "6.00"
@@ -311,9 +312,9 @@ def during_waive_batch(monkeypatch, statement: str, desk_action: Callable[[], ob
     3 s: a desk that must wait for the batch's locks is still waiting when the batch goes on."""
     import threading
 
-    import flows.waive_fines
+    import tasks.waive.steps
 
-    real_sql_for = flows.waive_fines.sql_for
+    real_sql_for = tasks.waive.steps.sql_for
     desk: dict[str, object] = {}
 
     def sql_for(conn, name):
@@ -325,7 +326,7 @@ def during_waive_batch(monkeypatch, statement: str, desk_action: Callable[[], ob
             desk["batch_went_on"] = time.monotonic()
         return real_sql_for(conn, name)
 
-    monkeypatch.setattr(flows.waive_fines, "sql_for", sql_for)
+    monkeypatch.setattr(tasks.waive.steps, "sql_for", sql_for)
     return desk
 
 
@@ -333,14 +334,14 @@ def test_a_payment_taken_while_a_waive_batch_waives_the_fee_never_unbalances_the
         engine, db_url, prefect_api, monkeypatch):
     """As for purge: the waive batch holds the fee locked between its WAIVE transaction and its closing
     of the fee, so a payment waits and then finds the fee closed."""
-    from flows.waive_fines import WaiveParameters, bulk_fine_waiving
+    from flows.waive_fines import bulk_fine_waiving
 
     user = add_user(engine, "amnesty", fees_owed=["6.00"])
     with engine.connect() as conn:
         fee_id = conn.execute(select(fees.c.id).where(fees.c.user_id == user)).scalar_one()
     desk = during_waive_batch(monkeypatch, "waive/close_fees", lambda: desk_payment(db_url, fee_id, 200))
-    summary = bulk_fine_waiving(parameters=WaiveParameters(max_fine_threshold="10", waive_reason="AMNESTY",
-                                                           as_of=AS_OF, dry_run=False))
+    summary = bulk_fine_waiving(max_fine_threshold="10", waive_reason="AMNESTY",
+                                                           as_of=AS_OF, dry_run=False)
     desk["thread"].join(timeout=60)
 
     assert (summary["fines_waived"], summary["amount_waived"]) == (1, "6.00")
@@ -357,7 +358,7 @@ def test_a_fine_charged_while_a_waive_batch_commits_comes_after_it_and_stays_act
     """The waive batch locks fees, not users: on PostgreSQL a fine charged to one of its users while it
     writes does not wait for it. The fine was not there when the batch re-read the user's total, so it is
     simply later than the waive: the user's old fees are waived, the new fine stays active."""
-    from flows.waive_fines import WaiveParameters, bulk_fine_waiving
+    from flows.waive_fines import bulk_fine_waiving
 
     user = add_user(engine, "amnesty", fees_owed=["6.00"])
     desk_engine = other_connection(db_url)
@@ -367,8 +368,8 @@ def test_a_fine_charged_while_a_waive_batch_commits_comes_after_it_and_stays_act
             return add_fee(conn, user, "9.00")
 
     desk = during_waive_batch(monkeypatch, "waive/insert_waive_transactions", charge_fine)
-    summary = bulk_fine_waiving(parameters=WaiveParameters(max_fine_threshold="10", waive_reason="AMNESTY",
-                                                           as_of=AS_OF, dry_run=False))
+    summary = bulk_fine_waiving(max_fine_threshold="10", waive_reason="AMNESTY",
+                                                           as_of=AS_OF, dry_run=False)
     desk["thread"].join(timeout=60)
     desk_engine.dispose()
 
@@ -402,18 +403,17 @@ def test_purge_batches_that_share_proxy_rows_do_not_deadlock(engine, db_url, mon
     with engine.begin() as conn:
         conn.execute(insert(user_proxies), [{"user_id": alpha, "proxy_for_primary_id": "beta"},
                                             {"user_id": beta, "proxy_for_primary_id": "alpha"}])
-    real_sql_for = tasks.library.policy.sql_for
+    real_delete_proxy_rows = tasks.library.policy.delete_proxy_rows
     arrived = {alpha: threading.Event(), beta: threading.Event()}
     batch = threading.local()
     errors: list[BaseException] = []
 
-    def sql_for(conn, name):
-        if name == "policy/delete_proxies":
-            arrived[batch.user].set()
-            arrived[batch.other].wait(timeout=3)  # SQLite's second batch is still waiting to begin
-        return real_sql_for(conn, name)
+    def delete_proxy_rows():
+        arrived[batch.user].set()
+        arrived[batch.other].wait(timeout=3)  # SQLite's second batch is still waiting to begin
+        return real_delete_proxy_rows()
 
-    monkeypatch.setattr(tasks.library.policy, "sql_for", sql_for)
+    monkeypatch.setattr(tasks.library.policy, "delete_proxy_rows", delete_proxy_rows)
 
     def purge_batch_of(user: int, other: int) -> None:
         batch.user, batch.other = user, other

@@ -4,7 +4,6 @@ the run, whose report says which batches were committed and which were not; the 
 and a rerun finishes the job."""
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import threading
@@ -14,8 +13,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
-import flows.purge_users
 import tasks.engine.batches
+import tasks.purge.steps
 from tasks.db.schema import job_runs
 from tests.builders import add_user
 from tests.reliability.conftest import TODAY
@@ -55,28 +54,30 @@ def library(engine):
 
 
 @pytest.fixture
-def fault(monkeypatch):
+def fault(monkeypatch, library):
     """Make the purge's apply fail in the batch holding POISONED, after it has done its writes (so a
     rollback is needed): `fault(make_error, times)`. Returns the attempts seen per batch."""
     monkeypatch.setattr(tasks.engine.batches, "apply_batch", tasks.engine.batches.apply_batch.with_options(retry_delay_seconds=0))
     attempts: dict[str, int] = {}
     guard = threading.Lock()
-    real = flows.purge_users.PURGE.apply
+    real = tasks.purge.steps.apply_policy
+    poisoned = library_ids(library, POISONED)
 
     def arm(make_error, times: int):
         attempts.clear()
 
-        def apply(conn, rows, parameters, run):
-            counts = real(conn, rows, parameters, run)
-            if POISONED in set(rows["primary_id"]):
+        def apply_policy(conn, level, ids, purged_at=None):
+            # The last of the batch's writes: a fault here needs the whole batch rolled back.
+            reduced = real(conn, level, ids, purged_at=purged_at)
+            if poisoned in ids:
                 with guard:
                     attempts[POISONED] = attempts.get(POISONED, 0) + 1
                     strike = attempts[POISONED] <= times
                 if strike:
                     raise make_error(conn)
-            return counts
+            return reduced
 
-        monkeypatch.setattr(flows.purge_users, "PURGE", dataclasses.replace(flows.purge_users.PURGE, apply=apply))
+        monkeypatch.setattr(tasks.purge.steps, "apply_policy", apply_policy)
         return attempts
 
     return arm

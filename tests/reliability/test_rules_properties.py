@@ -9,7 +9,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.engine.definition import ELIGIBLE
+from tasks.reasons import ELIGIBLE
 from tasks.purge.rules import decide_purge, purge_cutoff
 from tasks.waive.rules import decide_waive
 

@@ -1,0 +1,343 @@
+"""The command line, made with click from the registry of jobs and their parameter models: every job
+flag has the field's description as help, its choices and default; pydantic parses and validates.
+
+Exit codes (../shared/CONTRACT.md): 0 the job ran (skips are not errors); 2 invalid parameters or
+input, nothing changed; 3 `export` of a user that does not exist; 1 anything else.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import typing
+from decimal import Decimal
+from typing import Any, Literal
+
+import click
+from pydantic.fields import FieldInfo
+
+from flows.registry import JOBS, flow_of
+from tasks.db.engine import database_url, get_engine, mask_secrets, mask_url
+from tasks.engine.definition import JobDefinition
+from tasks.engine.parameters import cli_of, flag_of, form_order, naming, parse
+from tasks.engine.records import stored_report
+from tasks.engine.runner import check
+from tasks.errors import InvalidInput, JobFailed, JobRefused, JobStopped, UserNotFound
+from tasks.library.init_db import init_db
+
+EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_NOT_FOUND = 0, 1, 2, 3
+
+
+def _engine():
+    engine = get_engine()
+    init_db(engine)  # the embedded default is created on first use; idempotent elsewhere
+    return engine
+
+
+# ---------------------------------------------------------------- options from a parameter model
+
+
+def _choices(annotation: Any) -> tuple[str, ...]:
+    """The fixed choices of a Literal field or of a list of Literals."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(candidate) is Literal:
+            return tuple(str(a) for a in typing.get_args(candidate))
+        if typing.get_origin(candidate) is list:
+            inner = _choices(typing.get_args(candidate)[0])
+            if inner:
+                return inner
+    return ()
+
+
+def _is_list(annotation: Any) -> bool:
+    return typing.get_origin(annotation) is list or any(typing.get_origin(a) is list
+                                                        for a in typing.get_args(annotation))
+
+
+def _is_bool(annotation: Any) -> bool:
+    return annotation is bool or (bool in typing.get_args(annotation)
+                                  and all(a in (bool, type(None)) for a in typing.get_args(annotation)))
+
+
+def _default_text(field: FieldInfo) -> str | None:
+    default = field.get_default(call_default_factory=True)
+    if default in (None, [], "") or isinstance(default, bool):
+        return None
+    return str(default) if not isinstance(default, list) else ",".join(map(str, default))
+
+
+_METAVARS = {int: "N", float: "NUMBER", Decimal: "AMOUNT", dt.date: "YYYY-MM-DD", str: "TEXT"}
+
+
+def _metavar(annotation: Any) -> str | None:
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if candidate in _METAVARS:
+            return _METAVARS[candidate]
+    return None
+
+
+def _help(field: FieldInfo, choices: tuple[str, ...]) -> str:
+    text = cli_of(field).help or field.description or ""
+    if choices:
+        text += f" Choices: {', '.join(choices)}."
+    default = _default_text(field)
+    if default is not None:
+        text += f" Default: {default}."
+    return text.strip()
+
+
+def job_options(job: JobDefinition) -> list[click.Option]:
+    options = []
+    for name in form_order(job.parameters):
+        field = job.parameters.model_fields[name]
+        cli = cli_of(field)
+        if cli.hidden:
+            continue
+        choices = _choices(field.annotation)
+        metavar = cli.metavar or ("|".join(choices) if choices else _metavar(field.annotation))
+        flag = cli.flag or "--" + name.replace("_", "-")
+        if _is_bool(field.annotation):
+            # `--a/--no-a` is a choice of three (yes, no, not said); a plain flag sets `cli.sets` when given.
+            options.append(click.Option([flag], default=None, help=_help(field, ())) if "/" in flag
+                           else click.Option([flag], is_flag=True, default=False, help=_help(field, ())))
+        elif _is_list(field.annotation) and not cli.split:
+            options.append(click.Option([flag], multiple=True, metavar=metavar, help=_help(field, choices)))
+        else:
+            options.append(click.Option([flag], metavar=metavar, help=_help(field, choices)))
+        options[-1].name = name
+    options.append(click.Option(["--json", "as_json"], is_flag=True,
+                                help="Print the run summary as one JSON object instead of the report."))
+    return options
+
+
+def values_from_options(job: JobDefinition, given: dict[str, Any]) -> dict[str, Any]:
+    """What the person typed, as values for the parameter model (what they left out takes its default)."""
+    values: dict[str, Any] = {}
+    for name, value in given.items():
+        field = job.parameters.model_fields[name]
+        cli = cli_of(field)
+        if value is None or value == () or value is False and "/" not in (cli.flag or ""):
+            continue
+        if _is_bool(field.annotation) and "/" not in (cli.flag or ""):
+            values[name] = cli.sets
+        elif cli.split:
+            values[name] = value.split(cli.split)
+        elif isinstance(value, tuple):
+            values[name] = list(value)
+        else:
+            values[name] = value
+    return values
+
+
+def flag_names(job: JobDefinition) -> dict[str, str]:
+    return {name: flag_of(name, field) for name, field in job.parameters.model_fields.items()}
+
+
+def run_job_command(job: JobDefinition, given: dict[str, Any], as_json: bool) -> int:
+    _engine()
+    with naming(flag_names(job)):
+        parameters = check(job, parse(job.parameters, values_from_options(job, given)))
+    # The flow checks again (runs from the Prefect UI need it); checking here first lets the command
+    # line refuse bad input with its one-line message instead of a failed flow run.
+    state = flow_of(job)(**parameters.model_dump(mode="json"), return_state=True)
+    data = state.result(raise_on_failure=False)
+    if isinstance(data, (InvalidInput, JobRefused, JobFailed)) or (
+            isinstance(data, BaseException) and not isinstance(data, JobStopped)):
+        raise data  # main() says what stopped the run (the report is in the history) and exits non-zero
+    summary = data if isinstance(data, dict) else data.summary
+    print(json.dumps(summary) if as_json else stored_report(summary["run_id"]))
+    return EXIT_OK
+
+
+def job_command(job: JobDefinition) -> click.Command:
+    def callback(as_json: bool, **given: Any) -> int:
+        return run_job_command(job, given, as_json)
+
+    return click.Command(job.command, callback=callback, params=job_options(job),
+                         help=f"{job.title}: {job.summary_line} Dry run unless --confirm.",
+                         short_help=job.title)
+
+
+# ---------------------------------------------------------------- the other commands
+# Each imports what only it needs when it runs, so that `--help` and the job commands start quickly.
+
+
+@click.group(name="python -m flows", help="Library user management jobs.")
+def cli() -> None:
+    pass
+
+
+@cli.command("init-db", help="Create or upgrade the schema in DATABASE_URL (idempotent).")
+def init_db_command() -> int:
+    version = init_db(get_engine())
+    print(f"schema version {version} ready in {mask_url(database_url())}")
+    return EXIT_OK
+
+
+@cli.command("load", help="Load users in the Alma user format; all-or-nothing per file.")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+def load_command(files: tuple[str, ...]) -> int:
+    from tasks.alma.load import load_files
+
+    print(json.dumps(load_files(_engine(), list(files))))
+    return EXIT_OK
+
+
+@cli.command("export", help="Print users in the Alma user format, with loans, requests and fees: one id "
+                            "gives one JSON object; several ids or --all give JSON Lines (streamed).")
+@click.argument("primary_ids", nargs=-1, metavar="PRIMARY_ID...")
+@click.option("--all", "all_users", is_flag=True, help="Every user (not purged), as JSON Lines.")
+def export_command(primary_ids: tuple[str, ...], all_users: bool) -> int:
+    from tasks.alma.export import export_users
+
+    if all_users and primary_ids:
+        raise InvalidInput("give either PRIMARY_ID… or --all, not both")
+    if not all_users and not primary_ids:
+        raise InvalidInput("give at least one PRIMARY_ID, or --all")
+    export_users(_engine(), None if all_users else list(primary_ids), sys.stdout)
+    return EXIT_OK
+
+
+def _whole_number(flag: str, value: str, minimum: int | None = None) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise InvalidInput(f"{flag} must be a whole number, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise InvalidInput(f"{flag} must be at least {minimum}, got {value!r}")
+    return number
+
+
+@cli.command("demo-data", help="Fill an empty database with a realistic, deterministic demo library.")
+@click.option("--users", required=True, metavar="N", help="How many users the demo library has.")
+@click.option("--seed", default="42", metavar="S", show_default=True,
+              help="The random seed: the same seed gives the same library.")
+def demo_data_command(users: str, seed: str) -> int:
+    from tasks.devtools.demo_data import make_demo_library
+
+    counts = make_demo_library(_engine(), users=_whole_number("--users", users, minimum=1),
+                               seed=_whole_number("--seed", seed))
+    print(json.dumps(counts))
+    return EXIT_OK
+
+
+@cli.command("history", help="Past job runs, newest first, with their parameters and counts.")
+@click.option("--job", metavar="NAME", help="Only runs of this job (e.g. purge-user-records).")
+@click.option("--limit", default="20", metavar="N", show_default=True, help="How many runs to show.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of runs, for scripts.")
+def history_command(job: str | None, limit: str, as_json: bool) -> int:
+    from tasks.engine.history import print_history
+
+    print_history(_engine(), job=job, limit=_whole_number("--limit", limit, minimum=1), as_json=as_json)
+    return EXIT_OK
+
+
+@cli.group("codes", help="The administrator's code tables (user-group, fee-type, waive-reason, ...).")
+def codes_group() -> None:
+    pass
+
+
+@codes_group.command("list", help="The codes of one table, or of every table.")
+@click.argument("table", required=False)
+def codes_list(table: str | None) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from tasks.db.engine import read_connection
+    from tasks.library.codes import list_codes
+
+    with read_connection(_engine()) as conn:
+        rows = list_codes(conn, table)
+    shown = Table("table", "code", "description", box=None)
+    for r in rows:
+        shown.add_row(r["code_table"], r["code"], r["description"])
+    Console(width=120).print(shown)
+    return EXIT_OK
+
+
+@codes_group.command("add", help="Add a code to a table, or describe it anew.")
+@click.argument("table")
+@click.argument("code")
+@click.argument("description")
+def codes_add(table: str, code: str, description: str) -> int:
+    from tasks.db.engine import write_transaction
+    from tasks.library.codes import add_code
+
+    with write_transaction(_engine()) as conn:
+        new = add_code(conn, table, code, description)
+    print(f"{'added' if new else 'updated'} {table} code {code!r}")
+    return EXIT_OK
+
+
+@codes_group.command("remove", help="Remove a code from a table.")
+@click.argument("table")
+@click.argument("code")
+def codes_remove(table: str, code: str) -> int:
+    from tasks.db.engine import write_transaction
+    from tasks.library.codes import remove_code
+
+    with write_transaction(_engine()) as conn:
+        remove_code(conn, table, code)
+    print(f"removed {table} code {code!r}")
+    return EXIT_OK
+
+
+@cli.group("policy", help="The delete-user policy: what remains of a purged user.")
+def policy_group() -> None:
+    pass
+
+
+@policy_group.command("show", help="The levels; * marks the current one.")
+def policy_show() -> int:
+    from tasks.library.policy import POLICY_LEVELS, get_policy
+
+    current = get_policy(_engine())
+    for level, what in POLICY_LEVELS.items():
+        print(f"{'*' if level == current else ' '} {level}: {what}")
+    return EXIT_OK
+
+
+@policy_group.command("set", help="Set the level (keep-fully-reportable, keep-statistics, "
+                                  "keep-statistics-remove-id, fully-remove).")
+@click.argument("level")
+def policy_set(level: str) -> int:
+    from tasks.library.policy import set_policy
+
+    changed = set_policy(_engine(), level)
+    print(f"delete-user policy is now {level}" + (f"; applied to {changed} users purged earlier" if changed else ""))
+    return EXIT_OK
+
+
+for _job in JOBS:
+    cli.add_command(job_command(_job))
+
+
+def main(argv: list[str] | None = None) -> int:
+    url = os.environ.get("DATABASE_URL")
+    try:
+        result = cli.main(args=argv, prog_name="python -m flows", standalone_mode=False)
+        return result if isinstance(result, int) else EXIT_OK
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_INVALID
+    except click.exceptions.Abort:
+        return EXIT_ERROR
+    except InvalidInput as exc:
+        print(f"error: {mask_secrets(str(exc), url)}", file=sys.stderr)
+        return EXIT_INVALID
+    except UserNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except JobRefused as exc:
+        print(f"refused: {mask_secrets(str(exc), url)}", file=sys.stderr)
+        return EXIT_ERROR
+    except JobStopped as exc:
+        print(f"error: {mask_secrets(str(exc), url)}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - the command line's last line of defence: a message, never a password
+        print(f"error: {type(exc).__name__}: {mask_secrets(str(exc), url)}", file=sys.stderr)
+        return EXIT_ERROR
+

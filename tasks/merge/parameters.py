@@ -1,0 +1,91 @@
+"""The parameters of Merge Users: the command line's flags and the Prefect form."""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from tasks.engine.parameters import Cli, JobParameters
+from tasks.merge.rules import SEGMENTS
+
+Segment = Literal["contacts", "identifiers", "notes", "blocks", "statistics", "attachments", "roles", "proxies"]
+
+
+class MergePair(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_user: str = Field(min_length=1, description="Primary id of the duplicate record; it is deleted.")
+    to_user: str = Field(min_length=1, description="Primary id of the record to keep; it receives everything.")
+    copy_as_internal: bool | None = Field(
+        default=None, description="This pair's copy-as-internal; empty means the run's setting.",
+    )
+
+    @field_validator("from_user", "to_user", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+
+class MergeParameters(JobParameters):
+    """Merge Users. Dry run unless `dry_run` is false."""
+
+    from_user: Annotated[str | None, Cli("--from", metavar="PRIMARY_ID")] = Field(
+        default=None, title="From user",
+        description="One pair: the primary id of the duplicate record (deleted after the merge).",
+    )
+    to_user: Annotated[str | None, Cli("--to", metavar="PRIMARY_ID")] = Field(
+        default=None, title="To user",
+        description="One pair: the primary id of the record to keep (it receives everything).",
+    )
+    pairs_file: Annotated[str | None, Cli("--pairs", metavar="FILE.csv")] = Field(
+        default=None, title="Pairs file",
+        description="A CSV file of pairs (columns from_user,to_user and optional copy_as_internal), "
+                    "read where the flow runs.",
+    )
+    pairs: Annotated[list[MergePair], Cli(hidden=True)] = Field(
+        default_factory=list, title="Pairs",
+        description="Pairs to merge: From (the duplicate, deleted) into To (kept).",
+    )
+    segments: Annotated[list[Segment], Cli(metavar="LIST|all", split=",")] = Field(
+        default_factory=lambda: list(SEGMENTS), title="Segments",
+        description="Segments copied to the To user (others are deleted with the From user); 'all' for every "
+                    "one. Loans, requests and fees always move.",
+    )
+    copy_as_internal: Annotated[bool | None, Cli("--copy-as-internal/--no-copy-as-internal")] = Field(
+        default=None, title="Copy as internal",
+        description="Copied segments become Internal (true) or External (false). Required for a pair that "
+                    "merges an INTERNAL user into an EXTERNAL one; empty means of the To user's account type.",
+    )
+    _file_pairs: list[MergePair] = PrivateAttr(default_factory=list)
+
+    @field_validator("from_user", "to_user", "pairs_file", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
+    @field_validator("segments", mode="before")
+    @classmethod
+    def _expand_all(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, (list, tuple)):
+            value = [s.strip() if isinstance(s, str) else s for s in value]
+            value = [s for s in value if s != ""]
+            if not value:
+                raise ValueError("name at least one segment, or all")
+            if "all" in value:
+                return list(SEGMENTS)
+            return list(dict.fromkeys(value))
+        return value
+
+    def single_pair(self) -> MergePair | None:
+        if self.from_user is None and self.to_user is None:
+            return None
+        return MergePair(from_user=self.from_user or "", to_user=self.to_user or "")
+
+    def all_pairs(self) -> list[tuple[str, str, bool | None]]:
+        single = [self.single_pair()] if self.single_pair() else []
+        return [(p.from_user, p.to_user, p.copy_as_internal) for p in [*single, *self.pairs, *self._file_pairs]]
