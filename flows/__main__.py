@@ -145,8 +145,8 @@ def cmd_init_db(args) -> int:
     from tasks.db.engine import database_url, get_engine, mask_url
     from tasks.library.init_db import init_db
 
-    version = init_db(get_engine())
-    print(f"schema version {version} ready in {mask_url(database_url())}")
+    revision = init_db(get_engine())
+    print(f"schema revision {revision} ready in {mask_url(database_url())}")
     return EXIT_OK
 
 
