@@ -83,14 +83,19 @@ def schema_differences(engine) -> list:
         return compare_metadata(context, metadata)
 
 
-def test_first_revision_makes_what_create_all_makes(blank_url):
+def test_revisions_make_what_create_all_makes(blank_url):
+    """The revisions and tasks/db/schema.py agree, to the constraint names (checks included, which
+    alembic's comparison leaves out). With revision 0001 alone this says 0001 is what the code before
+    migrations made with create_all."""
     by_revisions, by_create_all = get_engine(blank_url()), get_engine(blank_url())
-    assert init_db(by_revisions) == head_revision() == ADOPTED_REVISION  # only revision so far
+    assert init_db(by_revisions) == head_revision()
     metadata.create_all(by_create_all)
     made = reflected_schema(by_revisions)
     assert made == reflected_schema(by_create_all)
     assert len(made) == len(metadata.tables)
-    assert sum(len(t["checks"]) for t in made.values()) == 11  # 4 named, 7 segment_type
+    for name, table in made.items():
+        if "segment_type" in metadata.tables[name].c:
+            assert any("segment_type" in check for check in table["checks"]), name
     assert schema_differences(by_revisions) == []
 
 
