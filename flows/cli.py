@@ -170,8 +170,8 @@ def cli() -> None:
 
 @cli.command("init-db", help="Create or upgrade the schema in DATABASE_URL (idempotent).")
 def init_db_command() -> int:
-    version = init_db(get_engine())
-    print(f"schema version {version} ready in {mask_url(database_url())}")
+    revision = init_db(get_engine())
+    print(f"schema revision {revision} ready in {mask_url(database_url())}")
     return EXIT_OK
 
 

@@ -2,13 +2,13 @@ from sqlalchemy import inspect
 
 from tasks.library.codes import code_values
 from tasks.db.engine import get_engine, mask_secrets, mask_url
-from tasks.library.init_db import init_db, schema_version
-from tasks.db.schema import SCHEMA_VERSION
+from tasks.db.migrate import head_revision
+from tasks.library.init_db import init_db, schema_revision
 
 
-def test_init_db_is_idempotent_and_records_version(engine):
-    assert schema_version(engine) == SCHEMA_VERSION
-    assert init_db(engine) == SCHEMA_VERSION  # second run changes nothing and does not fail
+def test_init_db_is_idempotent_and_records_revision(engine):
+    assert schema_revision(engine) == head_revision()
+    assert init_db(engine) == head_revision()  # second run changes nothing and does not fail
     tables = set(inspect(engine).get_table_names())
     assert {"users", "fees", "fee_transactions", "loans", "requests", "job_runs", "job_events", "codes"} <= tables
     with engine.connect() as conn:

@@ -1,8 +1,9 @@
 """The library database schema: the one source of truth for SQLite and PostgreSQL.
 
-Tables are SQLAlchemy Core metadata so one definition creates both dialects; the jobs' statements
-live in sql/ and name these tables directly. `SCHEMA_VERSION` is recorded by `init-db`; an upgrade is
-a new entry in `UPGRADES` (idempotent `create_all` covers new tables and indexes).
+Tables are SQLAlchemy Core metadata so one definition serves both dialects; the jobs' statements
+live in sql/ and name these tables directly. The database itself is made and upgraded by the Alembic
+revisions in tasks/db/migrations/ (`init-db`): a change here goes with a new revision (README,
+"Schema migrations"), and tests/test_migrations.py fails until the revisions match this file.
 """
 from __future__ import annotations
 
@@ -24,8 +25,6 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
-
 metadata = MetaData()
 
 # BIGINT ids on PostgreSQL, INTEGER PRIMARY KEY (the rowid) on SQLite.
@@ -46,13 +45,6 @@ def _owner(nullable: bool = False) -> Column:
 def _segment_type() -> Column:
     return Column("segment_type", String(8), CheckConstraint("segment_type IN ('Internal', 'External')"))
 
-
-schema_info = Table(
-    "schema_info",
-    metadata,
-    Column("key", String(64), primary_key=True),
-    Column("value", String(255), nullable=False),
-)
 
 settings = Table(
     "settings",

@@ -1,48 +1,57 @@
-"""`init-db`: create or upgrade the schema, idempotently, and seed what a new library needs."""
+"""`init-db`: bring the schema to the code's head revision, idempotently, and seed what a library needs.
+
+It runs at the start of every command, so a database already at head with its seeds costs a few
+catalogue reads and nothing is written or locked; only a database that needs work takes the write
+lock (tasks/db/migrate.py: migration_transaction) and is looked at again under it.
+"""
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from tasks.library.codes import seed_codes
-from tasks.db.engine import get_engine, write_transaction
-from tasks.db.schema import SCHEMA_VERSION, metadata, schema_info, settings
-from tasks.db.sql import sql_for
+from tasks.db.engine import get_engine, read_connection
+from tasks.db.migrate import check_can_upgrade, migration_transaction, schema_state, upgrade_to_head
+from tasks.db.schema import codes, settings
+from tasks.library.codes import CODE_TABLES, seed_codes
 
 DEFAULT_SETTINGS = {"delete_user_policy": "keep-statistics-remove-id"}
 
+_SEED_CODES = frozenset((table, code) for table, (_, defaults) in CODE_TABLES.items() for code in defaults)
 
-def init_db(engine: Engine | None = None) -> int:
-    """Create missing tables and indexes, record the schema version, seed codes and settings.
-    Returns the schema version now in force."""
+
+def init_db(engine: Engine | None = None) -> str:
+    """Create or upgrade the schema to head (adopting a pre-migrations database, refusing one newer than
+    the code with SchemaNewerThanCode, exit code 2) and seed codes and settings. Returns the revision
+    now in force."""
     engine = engine or get_engine()
-    with write_transaction(engine) as conn:
-        metadata.create_all(conn, checkfirst=True)
-        conn.execute(sql_for(conn, "schema/drop_retired_indexes"))
-        current = conn.execute(select(schema_info.c.value).where(schema_info.c.key == "schema_version")).scalar()
-        if current is not None and int(current) > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the database has schema version {current}, newer than this code's {SCHEMA_VERSION}; upgrade the code"
-            )
+    with read_connection(engine) as conn:
+        state = schema_state(conn)
+        check_can_upgrade(state)  # a database this code cannot handle is refused before any write
+        if state.at_head and _seeded(conn):
+            return state.revision
+    with migration_transaction(engine) as conn:
+        revision = upgrade_to_head(conn)
         insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        conn.execute(
-            insert(schema_info)
-            .values(key="schema_version", value=str(SCHEMA_VERSION))
-            .on_conflict_do_update(index_elements=["key"], set_={"value": str(SCHEMA_VERSION)})
-        )
         conn.execute(
             insert(settings).on_conflict_do_nothing(),
             [{"key": k, "value": v} for k, v in DEFAULT_SETTINGS.items()],
         )
         seed_codes(conn)
-    return SCHEMA_VERSION
+    return revision
 
 
-def schema_version(engine: Engine | None = None) -> int | None:
+def _seeded(conn: Connection) -> bool:
+    have_settings = set(conn.execute(select(settings.c.key)).scalars())
+    if not set(DEFAULT_SETTINGS) <= have_settings:
+        return False
+    tables = sorted({table for table, _ in _SEED_CODES})
+    have = conn.execute(select(codes.c.code_table, codes.c.code).where(codes.c.code_table.in_(tables)))
+    return _SEED_CODES <= {tuple(row) for row in have}
+
+
+def schema_revision(engine: Engine | None = None) -> str | None:
+    """The revision the database is at (None for an empty or pre-migrations database)."""
     engine = engine or get_engine()
-    with engine.connect() as conn:
-        if not engine.dialect.has_table(conn, "schema_info"):
-            return None
-        value = conn.execute(select(schema_info.c.value).where(schema_info.c.key == "schema_version")).scalar()
-        return int(value) if value is not None else None
+    with read_connection(engine) as conn:
+        return schema_state(conn).revision

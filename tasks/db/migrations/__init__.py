@@ -1,0 +1,1 @@
+"""Alembic migrations of the library database (see tasks/db/migrate.py)."""

@@ -1,0 +1,297 @@
+"""Schema migrations (tasks/db/migrate.py), on SQLite and PostgreSQL, as an administrator meets them:
+a new database, a database made before migrations, a database made by newer code, init-db twice,
+two commands starting at once, and a later revision that rebuilds a table on SQLite."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import threading
+import uuid
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, delete, event, func, insert, inspect, select, text
+from sqlalchemy.engine import make_url
+
+from tasks.db import migrate
+from tasks.db.engine import dispose_engines, get_engine
+from tasks.db.migrate import (
+    ADOPTED_REVISION,
+    SchemaNewerThanCode,
+    alembic_config,
+    head_revision,
+    migration_transaction,
+    schema_info,
+)
+from tasks.db.schema import codes, fee_transactions, fees, job_events, job_runs, metadata, settings, users
+from tasks.errors import InvalidInput
+from tasks.library.init_db import init_db, schema_revision
+
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+def _admin(sql: str) -> None:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(sql))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def blank_url(request, pg_template, tmp_path):
+    """A factory of empty databases (nothing created in them), dropped after the test."""
+    made = []
+
+    def make() -> str:
+        if request.param == "sqlite":
+            return f"sqlite:///{tmp_path}/{uuid.uuid4().hex[:8]}.db"
+        if pg_template is None:
+            pytest.skip("PostgreSQL is not reachable (required when CI=true)")
+        name = f"lumj_m_{uuid.uuid4().hex[:12]}"
+        _admin(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    dispose_engines()
+    for name in made:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def reflected_schema(engine) -> dict:
+    """Everything the database says about its tables, in a comparable form."""
+    insp = inspect(engine)
+    out = {}
+    for table in sorted(set(insp.get_table_names()) - {"alembic_version"}):
+        out[table] = {
+            "columns": [{k: str(v) for k, v in c.items() if k != "comment"} for c in insp.get_columns(table)],
+            "pk": insp.get_pk_constraint(table),
+            "fks": sorted(str(sorted(fk.items())) for fk in insp.get_foreign_keys(table)),
+            "indexes": sorted(str(sorted(ix.items())) for ix in insp.get_indexes(table)),
+            "uniques": sorted(str(sorted(u.items())) for u in insp.get_unique_constraints(table)),
+            "checks": sorted(str(sorted(c.items())) for c in insp.get_check_constraints(table)),
+        }
+    return out
+
+
+def schema_differences(engine) -> list:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts=migrate.COMPARE_OPTIONS)
+        return compare_metadata(context, metadata)
+
+
+def test_revisions_make_what_create_all_makes(blank_url):
+    """The revisions and tasks/db/schema.py agree, to the constraint names (checks included, which
+    alembic's comparison leaves out). With revision 0001 alone this says 0001 is what the code before
+    migrations made with create_all."""
+    by_revisions, by_create_all = get_engine(blank_url()), get_engine(blank_url())
+    assert init_db(by_revisions) == head_revision()
+    metadata.create_all(by_create_all)
+    made = reflected_schema(by_revisions)
+    assert made == reflected_schema(by_create_all)
+    assert len(made) == len(metadata.tables)
+    for name, table in made.items():
+        if "segment_type" in metadata.tables[name].c:
+            assert any("segment_type" in check for check in table["checks"]), name
+    assert schema_differences(by_revisions) == []
+
+
+def test_new_database_is_brought_to_head_and_seeded(blank_url):
+    engine = get_engine(blank_url())
+    assert schema_revision(engine) is None
+    assert init_db(engine) == head_revision()
+    assert schema_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        assert conn.execute(select(settings.c.value).where(settings.c.key == "delete_user_policy")).scalar() \
+            == "keep-statistics-remove-id"
+        assert conn.execute(select(func.count()).select_from(codes)).scalar() > 50
+        assert not inspect(conn).has_table("schema_info")
+
+
+def _make_pre_migration_library(url: str) -> None:
+    """A library as the code before migrations left it: the schema of revision 0001 (which the test
+    above shows is what that code's create_all made), its `schema_info` version 1, the index its
+    init-db dropped at every run, seeds, and a user with a loan-free history: a fee with a transaction,
+    a job run and its event. No alembic_version."""
+    engine = get_engine(url)
+    now = dt.datetime(2026, 3, 1, 12, 0)
+    with migration_transaction(engine) as conn:
+        command.upgrade(alembic_config(conn), ADOPTED_REVISION)
+        conn.execute(text("DROP TABLE alembic_version"))
+        schema_info.create(conn)
+        conn.execute(insert(schema_info).values(key="schema_version", value="1"))
+        conn.execute(text("CREATE INDEX ix_users_purged_at ON users (purged_at)"))
+        conn.execute(insert(settings).values(key="delete_user_policy", value="fully-remove"))
+        conn.execute(insert(codes).values(code_table="user-group", code="LOCAL", description="Local to us"))
+        user_id = conn.execute(insert(users).values(primary_id="u-1", last_name="Old", user_group="LOCAL")
+                               .returning(users.c.id)).scalar()
+        fee_id = conn.execute(insert(fees).values(user_id=user_id, fee_id="f-1", fee_type="OVERDUEFINE",
+                                                  status="ACTIVE", balance_minor=250, original_amount_minor=500)
+                              .returning(fees.c.id)).scalar()
+        conn.execute(insert(fee_transactions).values(fee_id=fee_id, type="PAYMENT", amount_minor=250,
+                                                     transaction_time=now))
+        conn.execute(insert(job_runs).values(run_id="run-1", job="purge-user-records", status="COMPLETED",
+                                             dry_run=True, parameters="{}", started_at=now))
+        conn.execute(insert(job_events).values(run_id="run-1", event="USER_SKIPPED", user_id=user_id,
+                                               created_at=now))
+
+
+def _rows(engine) -> dict:
+    with engine.connect() as conn:
+        return {
+            table.name: sorted(tuple(map(str, row)) for row in conn.execute(select(table)))
+            for table in (users, fees, fee_transactions, job_runs, job_events, settings, codes)
+        }
+
+
+def test_pre_migration_database_is_adopted_in_place(blank_url):
+    url = blank_url()
+    _make_pre_migration_library(url)
+    engine = get_engine(url)
+    before = _rows(engine)
+    assert schema_revision(engine) is None
+
+    assert init_db(engine) == head_revision()
+
+    assert schema_revision(engine) == head_revision()
+    after = _rows(engine)
+    for table in ("users", "fees", "fee_transactions", "job_runs", "job_events", "settings"):
+        assert after[table] == before[table], table  # the policy stays fully-remove, not the default
+    assert set(before["codes"]) <= set(after["codes"])  # LOCAL kept; seeds added
+    insp = inspect(engine)
+    assert not insp.has_table("schema_info")
+    assert "ix_users_purged_at" not in {ix["name"] for ix in insp.get_indexes("users")}
+    fresh = get_engine(blank_url())
+    init_db(fresh)
+    assert reflected_schema(engine) == reflected_schema(fresh)  # adopted = made new
+    assert schema_differences(engine) == []
+
+
+def _stamp_from_the_future(engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_from_newer_code'"))
+        # a seed init-db would put back, were it to write anything
+        conn.execute(delete(codes).where(codes.c.code_table == "waive-reason", codes.c.code == "GOODWILL"))
+
+
+def test_database_newer_than_code_is_refused_unchanged(blank_url):
+    engine = get_engine(blank_url())
+    init_db(engine)
+    _stamp_from_the_future(engine)
+    before = (reflected_schema(engine), _rows(engine))
+
+    with pytest.raises(SchemaNewerThanCode) as refused:
+        init_db(engine)
+
+    assert isinstance(refused.value, InvalidInput)  # the CLI's exit code 2
+    message = str(refused.value)
+    assert "'0099_from_newer_code'" in message and f"{head_revision()!r}" in message
+    assert "upgrade the code" in message
+    assert (reflected_schema(engine), _rows(engine)) == before
+    assert schema_revision(engine) == "0099_from_newer_code"
+
+
+def test_pre_migration_database_of_unknown_version_is_refused(blank_url):
+    url = blank_url()
+    _make_pre_migration_library(url)
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE schema_info SET value = '2' WHERE key = 'schema_version'"))
+    before = (reflected_schema(engine), _rows(engine))
+    with pytest.raises(SchemaNewerThanCode, match="schema version '2'"):
+        init_db(engine)
+    assert (reflected_schema(engine), _rows(engine)) == before
+
+
+def test_cli_refuses_a_newer_database_with_exit_code_2(blank_url, monkeypatch, capsys):
+    from flows.__main__ import main
+
+    url = blank_url()
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert main(["init-db"]) == 0
+    assert f"schema revision {head_revision()} ready" in capsys.readouterr().out
+    _stamp_from_the_future(get_engine(url))
+
+    assert main(["init-db"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "0099_from_newer_code" in err and "upgrade the code" in err
+
+
+def test_init_db_at_head_writes_nothing(blank_url):
+    engine = get_engine(blank_url())
+    init_db(engine)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda _conn, _cursor, statement, *_: statements.append(statement.strip().upper()))
+    assert init_db(engine) == head_revision()
+    assert statements  # it did look
+    assert [s for s in statements if not s.startswith(("SELECT", "PRAGMA", "SHOW", "WITH"))
+            and s != "BEGIN"] == []
+
+
+def test_commands_starting_at_once_on_a_new_database(blank_url):
+    url = blank_url()
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(init_db(get_engine(url)))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and results == [head_revision()] * 3
+
+
+LATER_REVISION = '''
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    # On SQLite changing a column's type rebuilds users (copy, drop, rename): the table every other
+    # one points at. On PostgreSQL these are plain ALTER TABLE statements.
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.add_column(sa.Column("pronouns", sa.String(32)))
+        batch_op.alter_column("last_name", type_=sa.String(300), existing_type=sa.String(255))
+'''
+
+
+def test_a_later_revision_rebuilding_users_loses_nothing(blank_url, tmp_path, monkeypatch):
+    """What the next issues will do: a revision that alters a table. On SQLite batch mode drops the old
+    users table; with foreign keys on that would cascade into fees, loans, identifiers, …"""
+    url = blank_url()
+    _make_pre_migration_library(url)
+    engine = get_engine(url)
+    init_db(engine)
+    before = _rows(engine)
+
+    scripts = tmp_path / "migrations"
+    shutil.copytree(migrate.MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    (scripts / "versions" / "0002_pronouns.py").write_text(LATER_REVISION)
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", scripts)
+    migrate._script.cache_clear()
+    migrate.known_revisions.cache_clear()
+    try:
+        assert init_db(engine) == "0002"
+        assert _rows(engine) == before
+        assert "pronouns" in {c["name"] for c in inspect(engine).get_columns("users")}
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # back on afterwards
+    finally:
+        migrate._script.cache_clear()
+        migrate.known_revisions.cache_clear()
