@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from tasks.db.engine import dispose_engines, get_engine, mask_url  # noqa: E402
-from tasks.devtools.demo_data import make_demo_library  # noqa: E402
+from tasks.devtools.demo import make_demo_library  # noqa: E402
 from tasks.library.init_db import init_db  # noqa: E402
 
 TODAY = dt.date(2026, 12, 20)

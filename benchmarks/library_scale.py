@@ -28,7 +28,7 @@ from sqlalchemy import bindparam, create_engine, text
 from sqlalchemy.engine import make_url
 
 from tasks.db.engine import dispose_engines, get_engine, write_transaction
-from tasks.devtools.demo_data import make_demo_library
+from tasks.devtools.demo import make_demo_library
 from tasks.library.init_db import init_db
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@
         [--merge-pairs 10000] [--replicate-from 100000] [--reuse] [--keep] [--no-write]
         [--jobs purge,waive,merge] [--batch-size N]
 
-Builds a demo library of N users (tasks/demo_data.py: ~3 loans a user, most of them history; fees for
+Builds a demo library of N users (tasks/devtools/demo/: ~3 loans a user, most of them history; fees for
 about one user in three; segments; ~2% duplicates) in its own database, then, each on a fresh clone of
 it (CREATE DATABASE ... TEMPLATE, so every measurement starts from the same rows):
 

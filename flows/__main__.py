@@ -171,7 +171,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_demo_data(args) -> int:
-    from tasks.devtools.demo_data import make_demo_library
+    from tasks.devtools.demo import make_demo_library
     from tasks.engine.params import parse_int
 
     counts = make_demo_library(_engine(), users=parse_int("--users", args.users, minimum=1),

@@ -67,7 +67,7 @@ def build_library(kind: str, pg_template, workdir: Path, build) -> Library:
 
 
 def demo_build(engine) -> None:
-    from tasks.devtools.demo_data import make_demo_library
+    from tasks.devtools.demo import make_demo_library
 
     make_demo_library(engine, users=DEMO_USERS, seed=DEMO_SEED, today=TODAY)
 
