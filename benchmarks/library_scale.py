@@ -29,6 +29,8 @@ from sqlalchemy.engine import make_url
 
 from tasks.db.engine import dispose_engines, get_engine, write_transaction
 from tasks.devtools.demo import make_demo_library
+from tasks.devtools.demo.builder import TABLES as DEMO_TABLES
+from tasks.devtools.demo.ids import advance_id_sequences
 from tasks.library.init_db import init_db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -313,13 +315,11 @@ def merge_problems(url: str, pairs: pd.DataFrame, before: pd.DataFrame, summary:
 def replicate_library(url: str, copies: int) -> None:
     """Grow the library at `url` to `copies` times its size (PostgreSQL): see
     benchmarks/sql/replicate_library.postgresql.sql."""
-    from tasks.db.sql import sql_for
-
     engine = get_engine(url)
     with write_transaction(engine) as conn:
         for statement in baseline_statements("replicate_library.postgresql"):
             conn.execute(text(statement), {"copies": copies} if ":copies" in statement else {})
-        conn.execute(sql_for(conn, "demo/reset_sequences"))
+        advance_id_sequences(conn, DEMO_TABLES)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
     dispose_engines()

@@ -3,7 +3,7 @@
     builder      make_demo_library: chunks, one executemany per table, one transaction; the demo's codes
     chunk        one chunk's random stream, its day and the ids it hands out
     rows         numpy columns -> rows for executemany
-    ids          explicit ids: where each table's start
+    ids          explicit ids: where they start, and moving id sequences past them afterwards
     people       who the users are: names, groups, record and account types, duplicates, purge dates
     activity     how many loans, requests and fees each user has, and which are active
     catalogue    the libraries and the titles on their shelves

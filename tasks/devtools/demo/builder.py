@@ -23,9 +23,8 @@ from tasks.devtools.demo import account, circulation, contacts, fees, people
 from tasks.devtools.demo.activity import Activity
 from tasks.devtools.demo.catalogue import LIBRARIES
 from tasks.devtools.demo.chunk import Chunk
-from tasks.devtools.demo.ids import first_free_ids
+from tasks.devtools.demo.ids import advance_id_sequences, first_free_ids
 from tasks.errors import InvalidInput
-from tasks.db.sql import sql_for
 from tasks.library.codes import ensure_codes
 
 # Part of the determinism contract: the same seed with another chunk size would draw other users.
@@ -70,7 +69,7 @@ def make_demo_library(engine: Engine, users: int, seed: int, today: dt.date | No
                     conn.execute(table.insert(), batch)
                     counts[table.name] += len(batch)
             del rows
-        conn.execute(sql_for(conn, "demo/reset_sequences"))
+        advance_id_sequences(conn, TABLES)
     return counts
 
 
