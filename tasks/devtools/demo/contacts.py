@@ -38,6 +38,14 @@ _FIRST_ASCII = [_ascii(n) for n in FIRST_NAMES]
 _LAST_ASCII = [_ascii(n) for n in LAST_NAMES]
 
 
+def _contact_rows(chunk: Chunk, who: People, table: str, owner: np.ndarray, ordinal: np.ndarray,
+                  **columns) -> list[dict]:
+    """Rows of one kind of contact: each user's first one is preferred, and a segment is Internal or
+    External as its account is. `columns` are drawn by the caller, in the order the stream expects."""
+    return records(id=chunk.ids(table, owner.size), user_id=who.user_id[owner], **columns,
+                   preferred=ordinal == 0, segment_type=who.segment_type(owner))
+
+
 def addresses(chunk: Chunk, who: People) -> list[dict]:
     rng = chunk.rng
     counts = np.where(who.contact, 1, (rng.random(chunk.n) < 0.97).astype(int) + (rng.random(chunk.n) < 0.25))
@@ -49,9 +57,8 @@ def addresses(chunk: Chunk, who: People) -> list[dict]:
     street = rng.integers(len(_STREETS), size=size).tolist()
     second = np.where(who.student, "school", np.where(who.staff, "work", "alternative"))
     types = np.where(ordinal == 0, np.where(who.contact, "work", "home")[owner], second[owner]).astype(object)
-    return records(
-        id=chunk.ids("user_addresses", size),
-        user_id=who.user_id[owner],
+    return _contact_rows(
+        chunk, who, "user_addresses", owner, ordinal,
         line1=[f"{h} {_STREETS[s]}" for h, s in zip(house, street)],
         line2=where(rng.random(size) < 0.15, np.array([f"Apt {k}" for k in rng.integers(1, 60, size).tolist()],
                                                         dtype=object)),
@@ -62,8 +69,6 @@ def addresses(chunk: Chunk, who: People) -> list[dict]:
         country=[_CITIES[c][4] for c in city],
         start_date=chunk.date(-chunk.days(30, 3650, size)),
         address_types=types,
-        preferred=ordinal == 0,
-        segment_type=who.segment_type(owner),
     )
 
 
@@ -80,13 +85,10 @@ def emails(chunk: Chunk, who: People) -> list[dict]:
         f"{_FIRST_ASCII[first[o]]}.{_LAST_ASCII[last[o]]}{number[o] % 997 if k == 2 else ''}@{domains[k]}"
         for o, k in zip(owner.tolist(), kind)
     ]
-    return records(
-        id=chunk.ids("user_emails", owner.size),
-        user_id=who.user_id[owner],
+    return _contact_rows(
+        chunk, who, "user_emails", owner, ordinal,
         email_address=addresses,
         email_types=[email_types[k] for k in kind],
-        preferred=ordinal == 0,
-        segment_type=who.segment_type(owner),
     )
 
 
@@ -97,12 +99,9 @@ def phones(chunk: Chunk, who: People) -> list[dict]:
     size = owner.size
     mobile = (ordinal == 0) & ~who.contact[owner] & (rng.random(size) < 0.75)
     types = np.where(mobile, "mobile", np.where(who.staff[owner] | who.contact[owner], "office", "home"))
-    return records(
-        id=chunk.ids("user_phones", size),
-        user_id=who.user_id[owner],
+    return _contact_rows(
+        chunk, who, "user_phones", owner, ordinal,
         phone_number=[f"+1555{k:07d}" for k in rng.integers(0, 10**7, size).tolist()],
         phone_types=types.astype(object),
-        preferred=ordinal == 0,
         preferred_sms=mobile & (rng.random(size) < 0.5),
-        segment_type=who.segment_type(owner),
     )
