@@ -20,10 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-
 from tasks.db.engine import dispose_engines, get_engine, mask_url  # noqa: E402
-from tasks.devtools.demo_data import make_demo_library  # noqa: E402
+from tasks.devtools.databases import create_pg_database, drop_database  # noqa: E402
+from tasks.devtools.demo import make_demo_library  # noqa: E402
 from tasks.library.init_db import init_db  # noqa: E402
 
 TODAY = dt.date(2026, 12, 20)
@@ -46,16 +45,12 @@ def bench_sqlite(users: int, seed: int) -> dict:
 
 
 def bench_postgresql(admin_url: str, users: int, seed: int) -> dict:
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"lumj_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = create_pg_database(admin_url, f"lumj_bench_{uuid.uuid4().hex[:10]}")
     try:
-        return run(admin_url.rsplit("/", 1)[0] + "/" + name, users, seed)
+        return run(url, users, seed)
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        dispose_engines()
+        drop_database(url)
 
 
 def main() -> int:

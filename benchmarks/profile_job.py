@@ -28,8 +28,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
-from benchmarks import library_scale as scale  # noqa: E402
 from benchmarks.run import PrefectServer  # noqa: E402
+from tasks.devtools import databases, scenario  # noqa: E402
 from tasks.db.sql import SQL_DIR, load_sql  # noqa: E402
 
 _lock = threading.Lock()
@@ -143,7 +143,7 @@ def main() -> int:
 
         batches.batch_concurrency = lambda run: args.concurrency
     library = f"postgresql+psycopg2://postgres@127.0.0.1:5432/lumj_bench_{args.users}"
-    clone = scale.clone_database(library, f"{args.job}_profile")
+    clone = databases.clone_database(library, f"{args.job}_profile")
     server = PrefectServer()
     try:
         os.environ.update({**server.env, "DATABASE_URL": clone})
@@ -151,7 +151,7 @@ def main() -> int:
         _install_phase_timers()
         from flows.__main__ import main as cli
 
-        command = {"purge": scale.PURGE_ARGS, "waive": scale.WAIVE_ARGS}[args.job]
+        command = {"purge": scenario.PURGE_ARGS, "waive": scenario.WAIVE_ARGS}[args.job]
         if args.batch_size:
             command = [*command, "--batch-size", str(args.batch_size)]
         started = time.perf_counter()
@@ -161,7 +161,7 @@ def main() -> int:
         total = time.perf_counter() - started
     finally:
         server.stop()
-        scale.drop_database(clone)
+        databases.drop_database(clone)
     print(f"{args.job} at {args.users:,} users: exit {code}, {total:.1f} s in main() (after imports)")
     print("\nphases (seconds, times entered):")
     for phase, (seconds, count) in sorted(phase_time.items(), key=lambda kv: -kv[1][0]):

@@ -5,14 +5,14 @@
         [--merge-pairs 10000] [--replicate-from 100000] [--reuse] [--keep] [--no-write]
         [--jobs purge,waive,merge] [--batch-size N]
 
-Builds a demo library of N users (tasks/demo_data.py: ~3 loans a user, most of them history; fees for
+Builds a demo library of N users (tasks/devtools/demo/: ~3 loans a user, most of them history; fees for
 about one user in three; segments; ~2% duplicates) in its own database, then, each on a fresh clone of
 it (CREATE DATABASE ... TEMPLATE, so every measurement starts from the same rows):
 
 - the purge flow (real run, `python -m flows purge --max-owed 50.00 --confirm`) and its baseline,
-  benchmarks/sql/purge_baseline.sql: the same work as hand-written set-based SQL in one transaction;
+  sql/baselines/purge.sql: the same work as hand-written set-based SQL in one transaction;
 - the waive flow (`waive --max-fine-threshold 25.00 --reason AMNESTY --confirm`) and its baseline,
-  benchmarks/sql/waive_baseline.sql;
+  sql/baselines/waive.sql;
 - merging up to --merge-pairs duplicate pairs from a CSV (`merge --pairs FILE --confirm`).
 
 After each flow the database must equal its baseline's (who is purged, what remains of them, every
@@ -44,6 +44,7 @@ from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from benchmarks import library_scale as scale  # noqa: E402
+from tasks.devtools import baselines, databases, outcomes, scenario  # noqa: E402
 from tasks.db.engine import dispose_engines, get_engine, mask_url  # noqa: E402
 
 BENCHMARKS_MD = scale.ROOT / "BENCHMARKS.md"
@@ -107,49 +108,49 @@ def prepare_library(url: str, users: int, reuse: bool, replicate_from: int | Non
     """Build the library and say how (None: the one already there is reused)."""
     if reuse and library_exists(url):
         return None
-    scale.drop_database(url)
+    databases.drop_database(url)
     started = time.perf_counter()
     if replicate_from:
-        if scale.is_sqlite(url) or users % replicate_from:
+        if databases.is_sqlite(url) or users % replicate_from:
             raise SystemExit("--replicate-from needs PostgreSQL and a library size that is a multiple of it")
         seed_url = make_url(url).set(database=f"lumj_bench_{replicate_from}").render_as_string(hide_password=False)
         if not (reuse and library_exists(seed_url)):
-            scale.drop_database(seed_url)
-            scale.create_pg_database(scale.pg_admin_url(url), make_url(seed_url).database)
-            scale.build_library(seed_url, replicate_from)
-        scale.create_pg_database(scale.pg_admin_url(url), make_url(url).database,
+            databases.drop_database(seed_url)
+            databases.create_pg_database(databases.pg_admin_url(url), make_url(seed_url).database)
+            scenario.build_library(seed_url, replicate_from)
+        databases.create_pg_database(databases.pg_admin_url(url), make_url(url).database,
                                  template=make_url(seed_url).database)
         scale.replicate_library(url, users // replicate_from)
         return (f"built as {users // replicate_from} copies of a {replicate_from:,}-user demo library "
                 f"(--replicate-from) in {time.perf_counter() - started:.0f} s")
-    if not scale.is_sqlite(url):
-        scale.create_pg_database(scale.pg_admin_url(url), make_url(url).database)
-    scale.build_library(url, users)
+    if not databases.is_sqlite(url):
+        databases.create_pg_database(databases.pg_admin_url(url), make_url(url).database)
+    scenario.build_library(url, users)
     return f"built with make_demo_library in {time.perf_counter() - started:.0f} s"
 
 
 def measure_job(url: str, job: str, server: PrefectServer, batch_size: int | None = None) -> dict:
     """The flow on one clone, the baseline on another; their outcomes must be equal."""
     args, baseline, params = {
-        "purge": (scale.PURGE_ARGS, "purge_baseline", scale.purge_baseline_params()),
-        "waive": (scale.WAIVE_ARGS, "waive_baseline", scale.waive_baseline_params()),
+        "purge": (scenario.PURGE_ARGS, "purge", baselines.purge_baseline_params()),
+        "waive": (scenario.WAIVE_ARGS, "waive", baselines.waive_baseline_params()),
     }[job]
-    base_url = scale.clone_database(url, f"{job}_base")
-    flow_url = scale.clone_database(url, f"{job}_flow")
+    base_url = databases.clone_database(url, f"{job}_base")
+    flow_url = databases.clone_database(url, f"{job}_flow")
     try:
         print(f"[{job}] baseline ...", flush=True)
-        base = scale.run_baseline(base_url, baseline, params)
+        base = baselines.run_baseline(base_url, baseline, params)
         print(f"[{job}] baseline {base.seconds:.1f} s; flow ...", flush=True)
         flow = scale.run_flow_process(flow_url, [*args, *batch_args(batch_size)], server.env)
         print(f"[{job}] flow {flow.seconds:.1f} s (job {flow.flow_seconds:.1f} s), "
               f"peak RSS {flow.peak_rss_mib:.0f} MiB; comparing ...", flush=True)
-        diff = scale.differences(scale.snapshot(flow_url), scale.snapshot(base_url))
+        diff = outcomes.differences(outcomes.snapshot(flow_url), outcomes.snapshot(base_url))
         if diff:
             raise SystemExit(f"[{job}] the flow's outcome differs from the baseline's:\n" + "\n".join(diff))
-        task_runs = scale.count_task_runs(server.url, flow.flow_run_id) if flow.flow_run_id else None
+        task_runs = outcomes.count_task_runs(server.url, flow.flow_run_id) if flow.flow_run_id else None
     finally:
-        scale.drop_database(base_url)
-        scale.drop_database(flow_url)
+        databases.drop_database(base_url)
+        databases.drop_database(flow_url)
     return {"flow": flow, "baseline_s": base.seconds, "task_runs": task_runs}
 
 
@@ -158,25 +159,25 @@ def batch_args(batch_size: int | None) -> list[str]:
 
 
 def measure_merge(url: str, pairs_wanted: int, server: PrefectServer, batch_size: int | None = None) -> dict | None:
-    pairs = scale.duplicate_pairs(url, pairs_wanted)
+    pairs = scenario.duplicate_pairs(url, pairs_wanted)
     if pairs.empty:
         return None
-    merge_url = scale.clone_database(url, "merge")
+    merge_url = databases.clone_database(url, "merge")
     workdir = Path(tempfile.mkdtemp(prefix="lumj-bench-merge-"))
     try:
         csv_path = workdir / "pairs.csv"
         pairs[["from_user", "to_user"]].to_csv(csv_path, index=False)
-        before = scale.held_by(merge_url, [*pairs["id_from"], *pairs["id_to"]])
+        before = outcomes.held_by(merge_url, [*pairs["id_from"], *pairs["id_to"]])
         print(f"[merge] {len(pairs):,} pairs ...", flush=True)
-        flow = scale.run_flow_process(merge_url, [*scale.MERGE_ARGS, "--pairs", str(csv_path), *batch_args(batch_size)], server.env)
-        problems = scale.merge_problems(merge_url, pairs, before, flow.summary)
+        flow = scale.run_flow_process(merge_url, [*scenario.MERGE_ARGS, "--pairs", str(csv_path), *batch_args(batch_size)], server.env)
+        problems = outcomes.merge_problems(merge_url, pairs, before, flow.summary)
         if problems:
             raise SystemExit("[merge] " + "; ".join(problems))
-        task_runs = scale.count_task_runs(server.url, flow.flow_run_id) if flow.flow_run_id else None
+        task_runs = outcomes.count_task_runs(server.url, flow.flow_run_id) if flow.flow_run_id else None
         print(f"[merge] {flow.seconds:.1f} s (job {flow.flow_seconds:.1f} s)", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-        scale.drop_database(merge_url)
+        databases.drop_database(merge_url)
     return {"flow": flow, "pairs": len(pairs), "task_runs": task_runs}
 
 
@@ -184,8 +185,8 @@ def machine() -> str:
     cores = os.cpu_count()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     database = "SQLite"
-    if not scale.is_sqlite(BENCH_URL):
-        with get_engine(scale.pg_admin_url(BENCH_URL)).connect() as conn:
+    if not databases.is_sqlite(BENCH_URL):
+        with get_engine(databases.pg_admin_url(BENCH_URL)).connect() as conn:
             database = "PostgreSQL " + conn.execute(text("SHOW server_version")).scalar()
         dispose_engines()
     return f"{cores} cores, {memory:.0f} GiB RAM, {platform.system()} {platform.release()}, {database}"
@@ -271,7 +272,7 @@ def main() -> int:
     finally:
         server.stop()
         if not args.keep:
-            scale.drop_database(BENCH_URL)
+            databases.drop_database(BENCH_URL)
     block = render(args.users, built, purge, waive, merge, started, load, args.batch_size)
     print("\n" + block)
     if not args.no_write:

@@ -214,7 +214,7 @@ def _whole_number(flag: str, value: str, minimum: int | None = None) -> int:
 @click.option("--seed", default="42", metavar="S", show_default=True,
               help="The random seed: the same seed gives the same library.")
 def demo_data_command(users: str, seed: str) -> int:
-    from tasks.devtools.demo_data import make_demo_library
+    from tasks.devtools.demo import make_demo_library
 
     counts = make_demo_library(_engine(), users=_whole_number("--users", users, minimum=1),
                                seed=_whole_number("--seed", seed))

@@ -41,7 +41,7 @@ def pg_template():
             pytest.fail(f"PostgreSQL is required in CI but unreachable: {exc}")
         yield None
         return
-    from benchmarks.library_scale import create_pg_database, drop_database
+    from tasks.devtools.databases import create_pg_database, drop_database
     from tasks.db.engine import dispose_engines, get_engine
     from tasks.library.init_db import init_db
 
@@ -58,7 +58,7 @@ def _new_database(kind: str, pg_template, tmp_path) -> tuple[str, callable]:
         return f"sqlite:///{tmp_path}/library.db", lambda: None
     if pg_template is None:
         pytest.skip("PostgreSQL is not reachable (required when CI=true)")
-    from benchmarks.library_scale import create_pg_database, drop_database
+    from tasks.devtools.databases import create_pg_database, drop_database
 
     url = create_pg_database(PG_ADMIN_URL, f"lumj_t_{uuid.uuid4().hex[:12]}", template=pg_template)
     return url, lambda: drop_database(url)

@@ -8,10 +8,10 @@ from collections import Counter, defaultdict
 import pytest
 from sqlalchemy import delete, func, insert, select
 
-from tasks.devtools import demo_data
+from tasks.devtools.demo import builder
 from tasks.db import schema
 from tasks.library.codes import code_values
-from tasks.devtools.demo_data import make_demo_library
+from tasks.devtools.demo import make_demo_library
 from tasks.errors import InvalidInput
 from tasks.library.money import from_minor
 
@@ -48,7 +48,7 @@ def library(engine):
 
 def test_same_seed_gives_the_same_library_and_another_seed_another(engine, monkeypatch):
     # Small chunks, so the determinism also covers chunk boundaries.
-    monkeypatch.setattr(demo_data, "CHUNK_USERS", 128)
+    monkeypatch.setattr(builder, "CHUNK_USERS", 128)
     first_counts = make_demo_library(engine, users=300, seed=7, today=TODAY)
     first = _dump(engine)
     _empty_library(engine)

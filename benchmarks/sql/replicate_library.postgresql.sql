@@ -1,7 +1,7 @@
 -- Grow a demo library to :copies times its size on PostgreSQL: copy k (1 .. :copies - 1) of every user
 -- with everything attached, ids shifted past the original's, unique codes suffixed "-k", and birth
 -- dates moved by k days so duplicates stay pairs within their copy instead of meeting across copies.
--- Every copy is the same realistic library (tasks/demo_data.py), so per-user shares (loans, fees,
+-- Every copy is the same realistic library (tasks/devtools/demo/), so per-user shares (loans, fees,
 -- purgeable users, duplicates) are exactly the original's. Used when building N users with
 -- make_demo_library itself would take longer than the benchmark (benchmarks/run.py --replicate-from).
 -- Statements are separated by a semicolon at the end of a line.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import library_scale as scale
+from tasks.devtools import databases
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.date(2026, 12, 20)
@@ -25,7 +25,7 @@ PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg2://
 
 class Library:
     """A built library that can be copied into fresh databases, each dropped at the end. Copies use
-    the benchmark's clone (SQLite backup API; PostgreSQL CREATE DATABASE ... TEMPLATE)."""
+    tasks/devtools/databases.py (SQLite backup API; PostgreSQL CREATE DATABASE ... TEMPLATE)."""
 
     def __init__(self, kind: str, url: str):
         self.kind = kind
@@ -33,7 +33,7 @@ class Library:
         self._made: list[str] = []
 
     def copy(self) -> str:
-        url = scale.clone_database(self.url, f"copy_{uuid.uuid4().hex[:8]}")
+        url = databases.clone_database(self.url, f"copy_{uuid.uuid4().hex[:8]}")
         self._made.append(url)
         return url
 
@@ -42,7 +42,7 @@ class Library:
 
         dispose_engines()
         for url in [*self._made, self.url]:
-            scale.drop_database(url)
+            databases.drop_database(url)
 
 
 def build_library(kind: str, pg_template, workdir: Path, build) -> Library:
@@ -55,7 +55,7 @@ def build_library(kind: str, pg_template, workdir: Path, build) -> Library:
     else:
         if pg_template is None:
             pytest.skip("PostgreSQL is not reachable (required when CI=true)")
-        url = scale.create_pg_database(PG_ADMIN_URL, f"lumj_rt_{uuid.uuid4().hex[:10]}", template=pg_template)
+        url = databases.create_pg_database(PG_ADMIN_URL, f"lumj_rt_{uuid.uuid4().hex[:10]}", template=pg_template)
     engine = get_engine(url)
     init_db(engine)
     build(engine)
@@ -67,7 +67,7 @@ def build_library(kind: str, pg_template, workdir: Path, build) -> Library:
 
 
 def demo_build(engine) -> None:
-    from tasks.devtools.demo_data import make_demo_library
+    from tasks.devtools.demo import make_demo_library
 
     make_demo_library(engine, users=DEMO_USERS, seed=DEMO_SEED, today=TODAY)
 
