@@ -18,6 +18,9 @@ import click
 from pydantic.fields import FieldInfo
 
 from flows.registry import JOBS, flow_of
+from tasks.cli.local_server import start_local_prefect_server
+from tasks.cli.pipes import stdout_closed_by_reader
+from tasks.cli.progress_bar import progress_wanted, terminal_progress
 from tasks.db.engine import database_url, get_engine, mask_secrets, mask_url
 from tasks.engine.definition import JobDefinition
 from tasks.engine.parameters import cli_of, flag_of, form_order, naming, parse
@@ -135,12 +138,18 @@ def flag_names(job: JobDefinition) -> dict[str, str]:
 
 
 def run_job_command(job: JobDefinition, given: dict[str, Any], as_json: bool) -> int:
+    # Started first: the server's start-up runs while the parameters are checked. It dies with this
+    # process, however it ends (tasks/cli/local_server.py).
+    server = start_local_prefect_server()
     _engine()
     with naming(flag_names(job)):
         parameters = check(job, parse(job.parameters, values_from_options(job, given)))
     # The flow checks again (runs from the Prefect UI need it); checking here first lets the command
     # line refuse bad input with its one-line message instead of a failed flow run.
-    state = flow_of(job)(**parameters.model_dump(mode="json"), return_state=True)
+    if server:
+        server.wait_until_ready()
+    with terminal_progress(progress_wanted(json_output=as_json)):
+        state = flow_of(job)(**parameters.model_dump(mode="json"), return_state=True)
     data = state.result(raise_on_failure=False)
     if isinstance(data, (InvalidInput, JobRefused, JobFailed)) or (
             isinstance(data, BaseException) and not isinstance(data, JobStopped)):
@@ -338,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {mask_secrets(str(exc), url)}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # noqa: BLE001 - the command line's last line of defence: a message, never a password
+        if isinstance(exc, BrokenPipeError) and stdout_closed_by_reader():
+            return EXIT_ERROR  # the reader closed our output (`| head -1`): nothing more to say
         print(f"error: {type(exc).__name__}: {mask_secrets(str(exc), url)}", file=sys.stderr)
         return EXIT_ERROR
 

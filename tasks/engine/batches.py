@@ -16,6 +16,7 @@ from prefect.tasks import exponential_backoff
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from tasks.db.engine import get_engine, mask_secrets, write_transaction
+from tasks.engine import progress
 from tasks.engine.definition import JobDefinition, JobRun
 from tasks.engine.parameters import JobParameters
 from tasks.reasons import ELIGIBLE
@@ -138,7 +139,8 @@ def batch_concurrency(run: JobRun) -> int:
 
 def apply_in_batches(job: JobDefinition, run: JobRun, decisions: pd.DataFrame, parameters: JobParameters,
                      batch_size: int) -> ApplyOutcome:
-    """Run every batch; after a batch fails for good, start no new ones and say what was committed."""
+    """Run every batch; after a batch fails for good, start no new ones and say what was committed.
+    Progress (tasks.engine.progress): units done of all eligible, after each committed batch."""
     logger = get_run_logger()
     eligible = decisions[decisions["outcome"] == ELIGIBLE]
     batches = split_batches(eligible, job.key, batch_size)
@@ -165,13 +167,15 @@ def apply_in_batches(job: JobDefinition, run: JobRun, decisions: pd.DataFrame, p
             outcome.counts = add_counts(outcome.counts, result.counts)
             outcome.changed.extend(result.changed)
             update_progress_artifact(progress_id, 100.0 * outcome.committed_batches / outcome.batches)
+            progress.advanced(len(result.keys))
 
-    for number, batch in enumerate(batches, start=1):
-        if outcome.failed_batches:
-            break
-        future = apply_batch.submit(job, run, parameters, number, batch)
-        in_flight[future] = number
-        if len(in_flight) >= window:
-            collect([next(as_completed(list(in_flight)))])
-    collect(list(in_flight))
+    with progress.phase(progress.APPLYING, total=int(eligible[job.key].nunique()), unit=job.unit.plural):
+        for number, batch in enumerate(batches, start=1):
+            if outcome.failed_batches:
+                break
+            future = apply_batch.submit(job, run, parameters, number, batch)
+            in_flight[future] = number
+            if len(in_flight) >= window:
+                collect([next(as_completed(list(in_flight)))])
+        collect(list(in_flight))
     return outcome

@@ -14,6 +14,7 @@ from prefect import get_run_logger
 from tasks.db.engine import database_url, get_engine, mask_secrets, read_connection
 from tasks.db.job_lock import job_lock
 from tasks.engine import outcome as outcomes
+from tasks.engine import progress
 from tasks.engine.approval import ask_for_approval
 from tasks.engine.batches import apply_in_batches
 from tasks.engine.definition import JobDefinition, JobRun, P, Preview
@@ -80,7 +81,9 @@ def _run(job: JobDefinition[P], parameters: P) -> JobResult:
     logger.info("%s run %s (%s), as of %s", job.name, run.run_id, "dry run" if run.dry_run else "REAL", as_of)
     preview: Preview | None = None
     try:
-        preview = make_preview(job, select_and_decide(job, run, parameters))
+        with progress.phase(progress.SELECTING, total=None, unit=job.unit.plural):
+            decisions = select_and_decide(job, run, parameters)
+        preview = make_preview(job, decisions)
         logger.info("%s eligible, skipped %s", job.unit.count(preview.eligible_units), preview.skipped)
         outcome = _decide_and_apply(job, run, parameters, preview)
     except JobRefused as exc:
