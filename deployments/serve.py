@@ -40,7 +40,8 @@ def _concurrency(spec: Any):
 def _schedules(specs: list[dict[str, Any]] | None):
     from prefect.schedules import Cron
 
-    return [Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True)) for s in specs or []]
+    return [Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True), parameters=s.get("parameters") or {})
+            for s in specs or []]
 
 
 def build_deployments(config_path: Path = PROJECT / "prefect.yaml") -> list:

@@ -58,7 +58,7 @@ def test_a_phase_that_fails_still_finishes():
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_real_run_reports_selection_then_every_committed_batch(db_url, engine, prefect_api):
     from flows.purge_users import purge_user_records
-    from tasks.devtools.demo_data import make_demo_library
+    from tasks.devtools.demo import make_demo_library
 
     make_demo_library(engine, users=200, seed=42)
     recorder = Recorder()
@@ -77,7 +77,7 @@ def test_a_real_run_reports_selection_then_every_committed_batch(db_url, engine,
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_dry_run_reports_only_its_selection(db_url, engine, prefect_api):
     from flows.purge_users import purge_user_records
-    from tasks.devtools.demo_data import make_demo_library
+    from tasks.devtools.demo import make_demo_library
 
     make_demo_library(engine, users=50, seed=42)
     recorder = Recorder()

@@ -124,7 +124,7 @@ def client(deployed):
 
 def run_deployment(client, name: str, parameters: dict):
     deployment = client.read_deployment_by_name(name)
-    return client.create_flow_run_from_deployment(deployment.id, parameters={"parameters": parameters})
+    return client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
 
 
 def wait_for_state(deployed, client, flow_run_id, done, what: str, timeout: float = 180):
@@ -155,7 +155,9 @@ def test_the_nightly_purge_deployment_runs_on_a_worker_and_reports_through_the_a
 
     nightly = client.read_deployment_by_name("purge-user-records/nightly")
     assert [(s.schedule.cron, s.schedule.timezone) for s in nightly.schedules] == [("30 2 * * *", "Europe/Oslo")]
-    assert nightly.parameters["parameters"]["dry_run"] is False
+    # A click on Quick run takes the deployment's parameters: a dry run. Only the schedule's runs are real.
+    assert nightly.parameters["dry_run"] is True
+    assert [s.parameters for s in nightly.schedules] == [{"dry_run": False}]
     assert nightly.global_concurrency_limit.limit == 1
     for name in ("bulk-fine-waiving/ad-hoc", "merge-users/ad-hoc"):
         ad_hoc = client.read_deployment_by_name(name)
@@ -164,7 +166,7 @@ def test_the_nightly_purge_deployment_runs_on_a_worker_and_reports_through_the_a
     flow_run = run_deployment(client, "purge-user-records/nightly", {
         "dry_run": False, "as_of": "2026-12-20", "grace_period_days": 30, "max_share": 1})
     flow_run = wait_for_state(deployed, client, flow_run.id, lambda s: s.is_final(), "the purge run")
-    assert flow_run.state.is_completed(), flow_run.state
+    assert (flow_run.state.type.value, flow_run.state.name) == ("COMPLETED", "Completed"), flow_run.state
     assert flow_run.name == "purge-2026-12-20"
     assert {"purge-user-records", "real-run", "nightly"} <= set(flow_run.tags)
 
