@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 from flows.registry import JOBS, flow_of
 from tasks.cli.local_server import start_local_prefect_server
 from tasks.cli.pipes import stdout_closed_by_reader
-from tasks.cli.progress_bar import progress_wanted, terminal_progress
+from tasks.cli import progress_bar
 from tasks.db.engine import database_url, get_engine, mask_secrets, mask_url
 from tasks.engine.definition import JobDefinition
 from tasks.engine.parameters import cli_of, flag_of, form_order, naming, parse
@@ -148,7 +148,7 @@ def run_job_command(job: JobDefinition, given: dict[str, Any], as_json: bool) ->
     # line refuse bad input with its one-line message instead of a failed flow run.
     if server:
         server.wait_until_ready()
-    with terminal_progress(progress_wanted(json_output=as_json)):
+    with progress_bar.terminal_progress(progress_bar.progress_wanted(json_output=as_json)):
         state = flow_of(job)(**parameters.model_dump(mode="json"), return_state=True)
     data = state.result(raise_on_failure=False)
     if isinstance(data, (InvalidInput, JobRefused, JobFailed)) or (
@@ -322,6 +322,11 @@ for _job in JOBS:
     cli.add_command(job_command(_job))
 
 
+# What ends a command early: the prefix of its one-line message on stderr, and the exit code.
+_ENDINGS = ((InvalidInput, "error", EXIT_INVALID), (UserNotFound, "error", EXIT_NOT_FOUND),
+            (JobRefused, "refused", EXIT_ERROR), (JobStopped, "error", EXIT_ERROR))
+
+
 def main(argv: list[str] | None = None) -> int:
     url = os.environ.get("DATABASE_URL")
     try:
@@ -334,21 +339,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID
     except click.exceptions.Abort:
         return EXIT_ERROR
-    except InvalidInput as exc:
-        print(f"error: {mask_secrets(str(exc), url)}", file=sys.stderr)
-        return EXIT_INVALID
-    except UserNotFound as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    except JobRefused as exc:
-        print(f"refused: {mask_secrets(str(exc), url)}", file=sys.stderr)
-        return EXIT_ERROR
-    except JobStopped as exc:
-        print(f"error: {mask_secrets(str(exc), url)}", file=sys.stderr)
-        return EXIT_ERROR
     except Exception as exc:  # noqa: BLE001 - the command line's last line of defence: a message, never a password
         if isinstance(exc, BrokenPipeError) and stdout_closed_by_reader():
             return EXIT_ERROR  # the reader closed our output (`| head -1`): nothing more to say
-        print(f"error: {type(exc).__name__}: {mask_secrets(str(exc), url)}", file=sys.stderr)
-        return EXIT_ERROR
-
+        prefix, code = next(((p, c) for kind, p, c in _ENDINGS if isinstance(exc, kind)), (None, EXIT_ERROR))
+        message = str(exc) if prefix else f"{type(exc).__name__}: {exc}"
+        print(f"{prefix or 'error'}: {mask_secrets(message, url)}", file=sys.stderr)
+        return code

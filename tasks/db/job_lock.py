@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 from collections.abc import Iterator
@@ -70,8 +71,6 @@ def _postgres_lock(engine: Engine, job: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _sqlite_lock(database_url: str, job: str) -> Iterator[None]:
-    import fcntl
-
     path = lock_file_path(database_url, job)
     if path is None:  # an in-memory database is private to this process
         yield

@@ -6,6 +6,8 @@ import json
 import sys
 from typing import Any, TextIO
 
+from rich.console import Console
+from rich.table import Table
 from sqlalchemy import Boolean, Date, DateTime, Engine
 
 from tasks.db.engine import read_connection
@@ -77,9 +79,6 @@ def print_history(engine: Engine, *, job: str | None = None, limit: int = 20, as
     if as_json:
         print(json.dumps(runs), file=out)
         return
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console(file=out, width=200 if not out.isatty() else None)
     if not runs:
         console.print(f"No job runs yet{f' of {job}' if job else ''}.")

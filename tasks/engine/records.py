@@ -9,6 +9,9 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from prefect import get_run_logger
+from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, insert, select, update
 
@@ -41,12 +44,8 @@ def json_safe(value: Any) -> Any:
 
 
 def _current_flow_run_id() -> str | None:
-    try:
-        from prefect.runtime import flow_run
-
-        return str(flow_run.id) if flow_run.id else None
-    except Exception:  # noqa: BLE001 - outside a flow run there is simply none
-        return None
+    context = FlowRunContext.get()
+    return str(context.flow_run.id) if context and context.flow_run else None
 
 
 def start_job_run(job: str, parameters: BaseModel, *, dry_run: bool, as_of: dt.date,
@@ -108,33 +107,12 @@ def stored_report(run_id: str, url: str | None = None) -> str | None:
         return conn.execute(select(job_runs.c.report).where(job_runs.c.run_id == run_id)).scalar()
 
 
-def flow_run_namer(prefix: str):
-    """Flow runs named after the job and run date (`purge-2026-11-28`), so the UI list reads as a diary."""
-
-    def name() -> str:
-        from prefect.runtime import flow_run
-
-        from tasks.engine.parameters import run_date_and_time
-
-        parameters = flow_run.parameters.get("parameters") or {}
-        as_of = parameters.get("as_of") if isinstance(parameters, dict) else getattr(parameters, "as_of", None)
-        # No as_of: today in the library's time zone, the date the run itself judges by.
-        day = as_of or run_date_and_time(None)[0]
-        dry = parameters.get("dry_run", True) if isinstance(parameters, dict) else getattr(parameters, "dry_run", True)
-        return f"{prefix}-{day}" + ("-dry-run" if dry else "")
-
-    return name
-
-
 def mode_tag(dry_run: bool) -> str:
     return "dry-run" if dry_run else "real-run"
 
 
 def tag_flow_run(job: str, dry_run: bool) -> None:
     """Tag the current flow run with its job and mode, so the UI's flow-run list filters by them."""
-    from prefect.client.orchestration import get_client
-    from prefect.context import FlowRunContext
-
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         return
@@ -143,8 +121,6 @@ def tag_flow_run(job: str, dry_run: bool) -> None:
         with get_client(sync_client=True) as client:
             client.update_flow_run(context.flow_run.id, tags=tags)
     except Exception as exc:  # noqa: BLE001 - tags help people find runs; they never stop a job
-        from prefect import get_run_logger
-
         get_run_logger().warning("could not tag the flow run: %s", type(exc).__name__)
 
 

@@ -82,9 +82,10 @@ class MergeParameters(JobParameters):
         return value
 
     def single_pair(self) -> MergePair | None:
-        if self.from_user is None and self.to_user is None:
+        """The pair given as From user and To user, when both are."""
+        if not (self.from_user and self.to_user):
             return None
-        return MergePair(from_user=self.from_user or "", to_user=self.to_user or "")
+        return MergePair(from_user=self.from_user, to_user=self.to_user)
 
     def all_pairs(self) -> list[tuple[str, str, bool | None]]:
         single = [self.single_pair()] if self.single_pair() else []

@@ -34,9 +34,9 @@ def prepare(parameters: MergeParameters) -> MergeParameters:
     exist: such a pair is a parameter like any other. In a pairs file the same pair is a failed pair and
     the others go on, so that a file can be rerun after a crash."""
     from_, to = named("from_user"), named("to_user")
-    single = parameters.single_pair()
-    if single is not None and not (parameters.from_user and parameters.to_user):
+    if (parameters.from_user is None) != (parameters.to_user is None):
         raise InvalidInput(f"{from_} and {to} go together: give both")
+    single = parameters.single_pair()
     if single is not None and parameters.pairs_file:
         raise InvalidInput(f"give either {from_}/{to} or {named('pairs_file')}, not both")
     if parameters.pairs_file:
