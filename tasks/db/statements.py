@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import (BigInteger, Column, Integer, MetaData, String, Table, bindparam, delete, select,
                         update)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement, any_
 from sqlalchemy.types import Boolean, Text
@@ -92,6 +94,20 @@ def _json_string(element: JsonString, compiler, **kw) -> str:
 @compiles(JsonString, "postgresql")
 def _json_string_postgresql(element: JsonString, compiler, **kw) -> str:
     return f"CAST(to_json({compiler.process(element.clauses, **kw)}) AS TEXT)"
+
+
+def insert_or_ignore(conn, table: Table):
+    """`INSERT ... ON CONFLICT DO NOTHING`: both dialects have it, in SQLAlchemy as each dialect's own
+    insert() (there is no generic one)."""
+    return _DIALECT_INSERTS[conn.dialect.name](table).on_conflict_do_nothing()
+
+
+def insert_or_update(conn, table: Table, keys: list[str], values: dict[str, Any]):
+    """`INSERT ... ON CONFLICT (keys) DO UPDATE SET values`."""
+    return _DIALECT_INSERTS[conn.dialect.name](table).on_conflict_do_update(index_elements=keys, set_=values)
+
+
+_DIALECT_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 
 # ---------------------------------------------------------------- merge: the batch's pairs as a table
