@@ -81,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-copy-as-internal", dest="copy_as_internal", action="store_false")
     _job_common(p, as_of=False)
 
+    p = sub.add_parser("anonymize", help="Anonymise loan history")
+    p.add_argument("--loan-days", metavar="N", help="returned loans whose return date is more than N days before the run date")
+    p.add_argument("--request-days", metavar="N", help="requests in history older than N days")
+    p.add_argument("--fee-days", metavar="N", help="CLOSED fees whose last transaction is older than N days")
+    p.add_argument("--library", action="append", default=[], metavar="CODE")
+    p.add_argument("--user-group", action="append", default=[], metavar="CODE")
+    p.add_argument("--keep-last", metavar="K", help="the K most recently returned loans of each user stay linked")
+    _job_common(p)
+
     p = sub.add_parser("history", help="past job runs with their parameters and counts")
     p.add_argument("--job", metavar="NAME")
     p.add_argument("--limit", default="20", metavar="N")
@@ -220,6 +229,14 @@ def cmd_merge(args) -> int:
     return _print_result(args, merge_users(parameters=merge_parameters_from_cli(args)))
 
 
+def cmd_anonymize(args) -> int:
+    from flows.anonymize_loans import anonymize_loan_history, anonymize_parameters_from_cli
+    from tasks.anonymize.apply import validate
+
+    parameters = _validated(validate, anonymize_parameters_from_cli(args))
+    return _print_result(args, anonymize_loan_history(parameters=parameters))
+
+
 def cmd_history(args) -> int:
     from tasks.engine.history import print_history
     from tasks.engine.params import parse_int
@@ -274,6 +291,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
     "purge": cmd_purge,
     "waive": cmd_waive,
     "merge": cmd_merge,
+    "anonymize": cmd_anonymize,
     "history": cmd_history,
     "codes": cmd_codes,
     "policy": cmd_policy,
