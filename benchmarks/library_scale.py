@@ -45,6 +45,10 @@ WAIVE_COMMENT = "Winter amnesty"
 PURGE_ARGS = ["purge", "--as-of", TODAY.isoformat(), "--max-owed", PURGE_MAX_OWED, "--confirm", "--json"]
 WAIVE_ARGS = ["waive", "--as-of", TODAY.isoformat(), "--max-fine-threshold", WAIVE_THRESHOLD,
               "--reason", WAIVE_REASON, "--comment", WAIVE_COMMENT, "--confirm", "--json"]
+# Anonymise loan history: what a library keeps linked for a year (loans, requests, fees alike).
+ANONYMIZE_DAYS = 365
+ANONYMIZE_ARGS = ["anonymize", "--as-of", TODAY.isoformat(), "--loan-days", str(ANONYMIZE_DAYS),
+                  "--request-days", str(ANONYMIZE_DAYS), "--fee-days", str(ANONYMIZE_DAYS), "--confirm", "--json"]
 MERGE_ARGS = ["merge", "--segments", "all", "--copy-as-internal", "--confirm", "--json"]
 DEFAULT_POLICY = "keep-statistics-remove-id"
 
@@ -155,6 +159,19 @@ def waive_baseline_params() -> dict[str, Any]:
             "reason": WAIVE_REASON, "comment": WAIVE_COMMENT}
 
 
+def anonymize_baseline_params() -> dict[str, Any]:
+    cutoff = TODAY - dt.timedelta(days=ANONYMIZE_DAYS)
+    return {"loan_cutoff": cutoff, "request_cutoff": cutoff, "fee_cutoff": cutoff, "keep_last": 0,
+            "now": dt.datetime.combine(TODAY, dt.time(12)), "run_id": str(uuid.uuid4())}
+
+
+def baseline_name(url: str, name: str) -> str:
+    """benchmarks/sql/<name>.postgresql.sql on PostgreSQL where there is one, else <name>.sql."""
+    if not is_sqlite(url) and (BASELINE_SQL / f"{name}.postgresql.sql").exists():
+        return f"{name}.postgresql"
+    return name
+
+
 # ---------------------------------------------------------------- flows as their own process
 
 
@@ -263,10 +280,38 @@ _SNAPSHOT = {
 }
 
 
-def snapshot(url: str) -> dict[str, pd.DataFrame]:
+# Anonymise loan history: every loan, request and fee (linked to whom, or the snapshot it keeps), the
+# ledger, and the audit events' counts summed (the flow writes one event per batch, the baseline one).
+_ANONYMIZED = ("user_id, anonymized_at IS NULL AS linked, anon_user_group, anon_record_type, anon_account_type, "
+               "anon_statistics")
+_ANONYMIZE_SNAPSHOT = {
+    "loans": f"SELECT id, loan_status, {_ANONYMIZED} FROM loans ORDER BY id",
+    "requests": f"SELECT id, request_status, {_ANONYMIZED} FROM requests ORDER BY id",
+    "fees": f"SELECT id, status, balance_minor, comment IS NULL AS no_comment, {_ANONYMIZED} FROM fees ORDER BY id",
+    "fee_transactions": _SNAPSHOT["fee_transactions"],
+    "rows_per_table": _SNAPSHOT["rows_per_table"].replace(" UNION ALL SELECT 'job_events' AS table_name, COUNT(*) AS n "
+                                                          "FROM job_events", ""),
+    "job_events": "SELECT event, user_id, fee_id, amount_minor, details FROM job_events WHERE event <> 'HISTORY_ANONYMIZED' "
+                  "ORDER BY event, user_id, fee_id",
+    "anonymized_events": "SELECT details FROM job_events WHERE event = 'HISTORY_ANONYMIZED'",
+}
+
+
+def _summed_details(frame: pd.DataFrame) -> pd.DataFrame:
+    totals: dict[str, int] = {}
+    for details in frame["details"]:
+        for key, value in json.loads(details).items():
+            totals[key] = totals.get(key, 0) + int(value)
+    return pd.DataFrame(sorted(totals.items()), columns=["what", "count"])
+
+
+def snapshot(url: str, job: str | None = None) -> dict[str, pd.DataFrame]:
+    statements = _ANONYMIZE_SNAPSHOT if job == "anonymize" else _SNAPSHOT
     with get_engine(url).connect() as conn:
-        out = {name: pd.read_sql(text(sql), conn) for name, sql in _SNAPSHOT.items()}
+        out = {name: pd.read_sql(text(sql), conn) for name, sql in statements.items()}
     dispose_engines()
+    if "anonymized_events" in out:
+        out["anonymized_events"] = _summed_details(out["anonymized_events"])
     for frame in out.values():
         for column in frame.columns:
             if frame[column].dtype == bool:
