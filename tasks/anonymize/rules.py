@@ -64,13 +64,27 @@ def decide_anonymize(candidates: pd.DataFrame, *, as_of: dt.date, loan_days: int
         in_scope &= ~kept
     mask = in_scope.to_numpy(dtype=bool)
     decided = frame.loc[mask, ["user_id", "primary_id", "user_group", "kind", "row_id", "newer_loans"]].copy()
-    decided["kind"] = kind[mask]
+    decided["kind"] = kind[mask].astype("int8")
     decided["ended_s"] = ended_s[mask]
     decided["due_s"] = _seconds(frame.loc[mask, "due"]) if mask.any() else pd.Series(dtype="float64")
     decided["newer_loans"] = decided["newer_loans"].fillna(0).astype("int64")
-    protected = frame.loc[mask, "protected"].fillna(False).astype(bool)
-    decided["outcome"] = np.where(protected, PROTECTED, ELIGIBLE).astype(object)
+    protected = frame.loc[mask, "protected"].fillna(False).astype(bool).to_numpy()
+    outcome = np.full(len(decided), ELIGIBLE, dtype=object)   # one shared string, not one per row
+    outcome[protected] = PROTECTED
+    decided["outcome"] = outcome
+    for column in ("primary_id", "user_group"):
+        decided[column] = _shared_strings(decided[column])
     return decided[DECIDED_COLUMNS]
+
+
+def _shared_strings(values: pd.Series) -> pd.Series:
+    """The same values, equal strings sharing one object: the database driver makes a new string per
+    row, and a library's decided rows repeat each user's primary id and group several times."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    shared = np.asarray(uniques, dtype=object).take(np.where(codes < 0, 0, codes)) if len(uniques) else \
+        np.full(len(values), None, dtype=object)
+    shared = np.where(codes < 0, None, shared)
+    return pd.Series(shared, index=values.index, dtype=object)
 
 
 def anonymized_counts(rows: pd.DataFrame) -> dict[str, int]:
