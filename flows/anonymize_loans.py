@@ -29,7 +29,6 @@ ANONYMIZE = BatchJob(
     apply=anonymize_batch,
     lock=lock_batch,
     fingerprint=FINGERPRINT,
-    sample_columns=("user_group",),
 )
 
 

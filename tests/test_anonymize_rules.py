@@ -79,8 +79,11 @@ def test_rows_of_protected_users_are_protected_and_counts_are_per_kind(as_text):
     assert anonymized_counts(eligible) == {"loans_anonymized": 1, "requests_anonymized": 2, "fees_anonymized": 1,
                                            "users_affected": 2}
     assert rows_by_kind(eligible) == {LOAN: [1], REQUEST: [4, 5], FEE: [2]}
-    # Times are whole seconds, the same from text and from datetimes (the batch re-check hashes them).
-    assert decided["ended_s"].iloc[0] == pd.Timestamp(old).value // 10**9
+    # Times are hashed as whole seconds: the same from text and from datetimes (the batch re-check
+    # compares them), and different when a loan's dates change.
+    assert decided["facts"].nunique() == 1
+    moved = frame.assign(ended=frame["ended"].where(frame["row_id"] != 1, "2025-06-02 00:00:00"))
+    assert decide_anonymize(moved, as_of=AS_OF, loan_days=1, request_days=1, fee_days=1)["facts"].nunique() == 2
 
 
 def test_an_empty_selection_decides_to_nothing(as_text):

@@ -27,7 +27,7 @@ EVENT = "HISTORY_ANONYMIZED"
 ROWS_PER_STATEMENT = 10_000
 # A user whose rows changed since selection (a loan re-opened, renewed or returned again, the user
 # protected or moved out of the groups) is left alone this time: CHANGED_SINCE_SELECTION.
-FINGERPRINT = ("kind", "row_id", "ended_s", "due_s", "newer_loans")
+FINGERPRINT = ("kind", "row_id", "facts")
 _TABLES = {LOAN: loans, REQUEST: requests, FEE: fees}
 _STATEMENTS = {LOAN: "anonymize/anonymize_loans", REQUEST: "anonymize/anonymize_requests",
                FEE: "anonymize/anonymize_fees"}

@@ -21,10 +21,10 @@ from tasks.reasons import ELIGIBLE, PROTECTED
 LOAN, REQUEST, FEE = 1, 2, 3
 KIND_NAMES = {LOAN: "loans", REQUEST: "requests", FEE: "fees"}
 
-# Columns a decided frame keeps: the engine's key and label, what the batch re-check compares, what
-# the report shows. Times become whole seconds (int64): exact to hash, small to hold.
-DECIDED_COLUMNS = ["user_id", "primary_id", "user_group", "kind", "row_id", "ended_s", "due_s", "newer_loans",
-                   "outcome"]
+# Columns a decided frame keeps: the engine's key and label, what the batch re-check compares (the row,
+# and `facts`: one hash of its end and due times and, for keep-last, how many newer loans it has), the
+# outcome. A million-user library decides to ~3 million rows, so each column costs ~25 MB.
+DECIDED_COLUMNS = ["user_id", "primary_id", "kind", "row_id", "facts", "outcome"]
 
 
 def cutoff(as_of: dt.date, days: int | None) -> dt.date | None:
@@ -63,17 +63,21 @@ def decide_anonymize(candidates: pd.DataFrame, *, as_of: dt.date, loan_days: int
         kept = (kind == LOAN) & (frame["newer_loans"].fillna(0).astype("int64") < int(keep_last))
         in_scope &= ~kept
     mask = in_scope.to_numpy(dtype=bool)
-    decided = frame.loc[mask, ["user_id", "primary_id", "user_group", "kind", "row_id", "newer_loans"]].copy()
+    decided = frame.loc[mask, ["user_id", "primary_id", "row_id"]].copy()
     decided["kind"] = kind[mask].astype("int8")
-    decided["ended_s"] = ended_s[mask]
-    decided["due_s"] = _seconds(frame.loc[mask, "due"]) if mask.any() else pd.Series(dtype="float64")
-    decided["newer_loans"] = decided["newer_loans"].fillna(0).astype("int64")
+    facts = pd.DataFrame({
+        "ended_s": ended_s[mask],
+        "due_s": _seconds(frame.loc[mask, "due"]) if mask.any() else pd.Series(dtype="float64"),
+        "newer_loans": frame.loc[mask, "newer_loans"].fillna(0).astype("float64"),
+    }, index=decided.index)
+    # Times as whole seconds, so text (SQLite) and datetimes (PostgreSQL) hash alike; the top 53 bits of
+    # the hash survive the engine's float64 fingerprint, plenty to notice a change.
+    decided["facts"] = (pd.util.hash_pandas_object(facts, index=False).to_numpy() >> np.uint64(11)).astype("int64")
     protected = frame.loc[mask, "protected"].fillna(False).astype(bool).to_numpy()
     outcome = np.full(len(decided), ELIGIBLE, dtype=object)   # one shared string, not one per row
     outcome[protected] = PROTECTED
     decided["outcome"] = outcome
-    for column in ("primary_id", "user_group"):
-        decided[column] = _shared_strings(decided[column])
+    decided["primary_id"] = _shared_strings(decided["primary_id"])
     return decided[DECIDED_COLUMNS]
 
 
