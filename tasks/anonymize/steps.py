@@ -1,4 +1,5 @@
-"""Anonymise loan history: the database glue of the job (select, lock, apply, count, validate).
+"""Anonymise loan history in the database: select the candidate rows, lock and unlink a batch, and the
+code checks. The rules that decide which rows are unlinked are in tasks/anonymize/rules.py.
 
 The units are users: a batch takes all in-scope rows of its users, locks them, re-reads and re-decides
 them, and unlinks the rows of the users whose facts did not change since selection, in one transaction.
@@ -10,18 +11,18 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select as select_rows
 
 from tasks.anonymize.parameters import AnonymizeParameters
 from tasks.anonymize.rules import FEE, KIND_NAMES, LOAN, REQUEST, anonymized_counts, cutoff, decide_anonymize, rows_by_kind
 from tasks.db.schema import fees, loans, requests, users
 from tasks.db.sql import sql_for
+from tasks.db.statements import unlink_from_users
 from tasks.engine.definition import JobRun
 from tasks.engine.records import utcnow
 from tasks.engine.selection import read_chunks, restrict_params
 from tasks.library.codes import require_codes
 
-JOB = "anonymize-loan-history"
 EVENT = "HISTORY_ANONYMIZED"
 # Row ids per statement: well under SQLite's bound-variable limit, whatever the batch size.
 ROWS_PER_STATEMENT = 10_000
@@ -29,8 +30,11 @@ ROWS_PER_STATEMENT = 10_000
 # protected or moved out of the groups) is left alone this time: CHANGED_SINCE_SELECTION.
 FINGERPRINT = ("kind", "row_id", "facts")
 _TABLES = {LOAN: loans, REQUEST: requests, FEE: fees}
-_STATEMENTS = {LOAN: "anonymize/anonymize_loans", REQUEST: "anonymize/anonymize_requests",
-               FEE: "anonymize/anonymize_fees"}
+
+
+def validate(conn: Connection, parameters: AnonymizeParameters) -> None:
+    require_codes(conn, "library", parameters.libraries, "library")
+    require_codes(conn, "user-group", parameters.user_groups, "user group")
 
 
 def _cutoff_params(parameters: AnonymizeParameters, run: JobRun) -> dict[str, Any]:
@@ -43,8 +47,8 @@ def _cutoff_params(parameters: AnonymizeParameters, run: JobRun) -> dict[str, An
     return values
 
 
-def select_candidates(conn: Connection, parameters: AnonymizeParameters, run: JobRun,
-                      keys: Sequence[Any] | None = None) -> Iterator[pd.DataFrame]:
+def select(conn: Connection, parameters: AnonymizeParameters, run: JobRun,
+           keys: Sequence[Any] | None = None) -> Iterator[pd.DataFrame]:
     return read_chunks(conn, "anonymize/select_candidates",
                        {**_cutoff_params(parameters, run), "keep_last": parameters.keep_last,
                         **restrict_params(keys)})
@@ -67,33 +71,33 @@ def _chunks(values: list[int], size: int = ROWS_PER_STATEMENT) -> Iterator[list[
         yield values[start:start + size]
 
 
-def lock_batch(conn: Connection, rows: pd.DataFrame) -> None:
-    """PostgreSQL: the batch's users (new loans, requests and fees for them wait, as their foreign keys
-    take KEY SHARE locks) and then the rows it will unlink (a loan re-opened, a request revived or a fee
-    re-charged at the desk waits), each in id order: no deadlock between batches. SQLite: the batch's
-    BEGIN IMMEDIATE already holds the database's one write lock."""
-    if conn.dialect.name == "sqlite":
-        return
+def lock(conn: Connection, rows: pd.DataFrame) -> None:
+    """The batch's users (new loans, requests and fees for them wait, as their foreign keys take KEY
+    SHARE locks) and then the rows it will unlink (a loan re-opened, a request revived or a fee
+    re-charged at the desk waits), each in id order: no deadlock between batches. `with_for_update()`
+    is FOR UPDATE on PostgreSQL and nothing on SQLite, whose BEGIN IMMEDIATE already holds the
+    database's one write lock."""
     user_ids = sorted({int(i) for i in rows["user_id"]})
-    conn.execute(select(users.c.id).where(users.c.id.in_(user_ids)).order_by(users.c.id).with_for_update()).all()
+    conn.execute(select_rows(users.c.id).where(users.c.id.in_(user_ids)).order_by(users.c.id)
+                 .with_for_update()).all()
     for kind, ids in rows_by_kind(rows).items():
         table = _TABLES[kind]
         for chunk in _chunks(sorted(ids)):
-            conn.execute(select(table.c.id).where(table.c.id.in_(chunk)).order_by(table.c.id).with_for_update()).all()
+            conn.execute(select_rows(table.c.id).where(table.c.id.in_(chunk)).order_by(table.c.id)
+                         .with_for_update()).all()
 
 
-def anonymize_batch(conn: Connection, rows: pd.DataFrame, parameters: AnonymizeParameters,
-                    run: JobRun) -> dict[str, Any]:
+def apply(conn: Connection, rows: pd.DataFrame, parameters: AnonymizeParameters, run: JobRun) -> dict[str, Any]:
     """Unlink the rows re-checked under lock; one audit event for the batch, with counts only."""
-    now = run.now
     for kind, ids in rows_by_kind(rows).items():
         changed = 0
+        unlink = unlink_from_users(_TABLES[kind].name)
         for chunk in _chunks(ids):
             if kind == FEE:
                 # Before the fee rows lose their user: these statements need only the fee ids.
                 conn.execute(sql_for(conn, "anonymize/clear_fee_transaction_comments"), {"fee_ids": chunk})
                 conn.execute(sql_for(conn, "anonymize/unlink_fee_events"), {"fee_ids": chunk})
-            changed += conn.execute(sql_for(conn, _STATEMENTS[kind]), {"ids": chunk, "now": now}).rowcount
+            changed += conn.execute(unlink, {"ids": chunk, "now": run.now}).rowcount
         if changed != len(ids):
             # Every row was re-read under the batch's lock; anything else is a bug, and the batch rolls back.
             raise RuntimeError(f"unlinked {changed} of the batch's {len(ids)} {KIND_NAMES[kind]}")
@@ -103,8 +107,3 @@ def anonymize_batch(conn: Connection, rows: pd.DataFrame, parameters: AnonymizeP
     conn.execute(sql_for(conn, "anonymize/insert_batch_event"),
                  {"run_id": run.run_id, "details": json.dumps(details, sort_keys=True), "created_at": utcnow()})
     return counts
-
-
-def validate(conn: Connection, parameters: AnonymizeParameters) -> None:
-    require_codes(conn, "library", parameters.libraries, "library")
-    require_codes(conn, "user-group", parameters.user_groups, "user group")
