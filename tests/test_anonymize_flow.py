@@ -14,10 +14,12 @@ from sqlalchemy import insert, select, text, update
 import tasks.engine.runner
 from flows.anonymize_loans import anonymize_loan_history
 from tasks.alma.export import export_users
-from tasks.anonymize.parameters import AnonymizeParameters
+from tasks.anonymize import steps
 from tasks.db.engine import write_transaction
 from tasks.db.schema import fee_transactions, fees, job_events, job_runs, loans, requests, user_statistics, users
+from tasks.errors import JobFailed
 from tests.builders import add_fee, add_user, ledger_errors, pay
+from tests.runs import run_flow
 
 AS_OF = dt.date(2026, 12, 20)
 OLD = dt.datetime(2025, 3, 10, 15, 0)        # long ago
@@ -26,7 +28,7 @@ _seq = itertools.count(1)
 
 
 def anonymize(**values) -> dict:
-    return anonymize_loan_history(parameters=AnonymizeParameters(as_of=AS_OF, **values))
+    return anonymize_loan_history(as_of=AS_OF, **values)
 
 
 def add_loan(engine, user_id, returned: dt.datetime | None, *, library="MAIN", status="COMPLETE") -> int:
@@ -205,11 +207,11 @@ def test_limits_keep_last_and_batches(engine, library):
 def test_a_loan_reopened_since_selection_is_left_alone(engine, library, monkeypatch):
     real_apply = tasks.engine.runner.apply_in_batches
 
-    def reopened_at_the_desk(job, run, decisions, parameters, batch_size):
+    def reopened_at_the_desk(*args, **kwargs):
         with write_transaction(engine) as conn:
             conn.execute(update(loans).where(loans.c.id == library["ada_old_loan"])
                          .values(loan_status="ACTIVE", return_date=None))
-        return real_apply(job, run, decisions, parameters, batch_size)
+        return real_apply(*args, **kwargs)
 
     monkeypatch.setattr(tasks.engine.runner, "apply_in_batches", reopened_at_the_desk)
     summary = anonymize(loan_days=365, dry_run=False, batch_size=1)
@@ -220,24 +222,21 @@ def test_a_loan_reopened_since_selection_is_left_alone(engine, library, monkeypa
 
 
 def test_a_failed_batch_stands_for_what_it_committed_and_a_rerun_finishes(engine, library, monkeypatch):
-    import tasks.anonymize.apply as glue
+    real_rows_by_kind = steps.rows_by_kind
 
-    real_batch = glue.anonymize_batch
-
-    def adas_batch_fails(conn, rows_, parameters, run):
+    def adas_batch_fails(rows_):
+        # Called by the batch's lock and apply, inside its transaction.
         if library["ada"] in set(rows_["user_id"]):
             raise ValueError("boom")
-        return real_batch(conn, rows_, parameters, run)
+        return real_rows_by_kind(rows_)
 
-    import dataclasses
-
-    import flows.anonymize_loans
-
-    failing = dataclasses.replace(flows.anonymize_loans.ANONYMIZE, apply=adas_batch_fails)
     with monkeypatch.context() as patched:   # not monkeypatch.undo(): that would drop DATABASE_URL too
-        patched.setattr(flows.anonymize_loans, "ANONYMIZE", failing)
-        with pytest.raises(tasks.engine.runner.JobFailed, match="of 2 batches were committed"):
-            anonymize(loan_days=365, dry_run=False, batch_size=1)
+        patched.setattr(steps, "rows_by_kind", adas_batch_fails)
+        state, summary = run_flow(anonymize_loan_history, as_of=AS_OF, loan_days=365, dry_run=False, batch_size=1)
+    assert state.is_failed() and "of 2 batches were committed" in state.message
+    assert summary["loans_anonymized"] in (0, 1)
+    with pytest.raises(JobFailed):
+        state.result()
     with engine.connect() as conn:
         left = conn.execute(select(loans.c.id).where(loans.c.user_id.is_not(None),
                                                      loans.c.return_date < OLD + dt.timedelta(days=1))).all()
@@ -258,7 +257,7 @@ def test_a_failed_batch_stands_for_what_it_committed_and_a_rerun_finishes(engine
 @pytest.mark.parametrize("policy", ["keep-fully-reportable", "keep-statistics", "keep-statistics-remove-id",
                                     "fully-remove"])
 def test_purge_under_every_policy_leaves_anonymised_rows_as_they_are(engine, library, policy):
-    from flows.purge_users import PurgeParameters, purge_user_records
+    from flows.purge_users import purge_user_records
     from tasks.library.policy import set_policy
 
     anonymize(loan_days=365, request_days=365, fee_days=365, dry_run=False)
@@ -268,7 +267,7 @@ def test_purge_under_every_policy_leaves_anonymised_rows_as_they_are(engine, lib
     with write_transaction(engine) as conn:
         conn.execute(update(users).where(users.c.id == staff).values(purge_date=dt.date(2026, 1, 1)))
     set_policy(engine, policy)
-    summary = purge_user_records(parameters=PurgeParameters(as_of=AS_OF, dry_run=False))
+    summary = purge_user_records(as_of=AS_OF, dry_run=False)
     assert summary["purged"] == 1
     assert {t.name: [r for r in rows(engine, t) if r["user_id"] is None] for t in (loans, requests, fees)} == anonymised
     assert rows(engine, fee_transactions, fee_id=library["ada_old_fee"]) == anonymised_tx
@@ -276,14 +275,13 @@ def test_purge_under_every_policy_leaves_anonymised_rows_as_they_are(engine, lib
 
 
 def test_merge_moves_only_rows_still_linked(engine, library):
-    from flows.merge_users import MergeParameters, merge_users
+    from flows.merge_users import merge_users
 
     anonymize(loan_days=365, dry_run=False)
     to = add_user(engine, "ada-2")
     anonymised = [r for r in rows(engine, loans) if r["user_id"] is None]
     linked = {r["id"] for r in rows(engine, loans, user_id=library["ada"])}
-    summary = merge_users(parameters=MergeParameters(pairs=[{"from_user": "ada", "to_user": "ada-2"}], copy_as_internal=True,
-                                                        dry_run=False))
+    summary = merge_users(from_user="ada", to_user="ada-2", copy_as_internal=True, dry_run=False)
     assert summary["merged"] == 1
     assert {r["id"] for r in rows(engine, loans, user_id=to)} == linked
     assert [r for r in rows(engine, loans) if r["user_id"] is None] == anonymised

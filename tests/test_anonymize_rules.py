@@ -93,20 +93,6 @@ def test_an_empty_selection_decides_to_nothing(as_text):
     assert anonymized_counts(decided)["users_affected"] == 0
 
 
-def test_the_nightly_deployment_is_a_real_run_with_valid_parameters():
-    from pathlib import Path
-
-    import yaml
-
-    from tasks.anonymize.parameters import AnonymizeParameters
-
-    config = yaml.safe_load((Path(__file__).resolve().parent.parent / "prefect.yaml").read_text(encoding="utf-8"))
-    (nightly,) = [d for d in config["deployments"] if d["entrypoint"].startswith("flows/anonymize_loans.py:")]
-    parameters = AnonymizeParameters(**nightly["parameters"]["parameters"])
-    assert nightly["name"] == "nightly" and parameters.dry_run is False
-    assert (parameters.loan_days, parameters.keep_last) == (365, 5)
-
-
 def test_at_least_one_kind_is_required_and_every_field_is_documented():
     from pydantic import ValidationError
 

@@ -1,8 +1,12 @@
 -- The anonymize flow's work as one hand-written set-based transaction: the benchmark's baseline, what
--- the database itself can do (PostgreSQL wording of the statistics JSON list). Same scope (CONTRACT.md: returned loans, requests in history and
+-- the database itself can do. Same scope (CONTRACT.md: returned loans, requests in history and
 -- closed fees without balance that ended before their kind's cut-off, protected users left out, the K
 -- most recently returned loans of each user kept), the same snapshot columns, comments cleared, fee ids
 -- cleared from earlier events, and one HISTORY_ANONYMIZED audit row with the counts (the flow writes one per batch).
+-- The statistical categories each unlinked row keeps (anon_statistics, a JSON list) are the one thing the
+-- dialects word differently (json_group_array / json_agg): tasks/devtools/baselines.py sets them after
+-- this script, from the bench_anon_* tables' user ids, with the construct SQLAlchemy renders per dialect
+-- (tasks/db/statements.statistics_of), and then drops those tables.
 -- Statements are separated by a semicolon at the end of a line.
 -- parameters: :loan_cutoff, :request_cutoff, :fee_cutoff (dates), :keep_last, :now, :run_id
 
@@ -54,10 +58,6 @@ WHERE fee_id IN (SELECT id FROM bench_anon_fees);
 
 UPDATE loans
 SET anon_user_group = u.user_group, anon_record_type = u.record_type, anon_account_type = u.account_type,
-    anon_statistics = COALESCE((SELECT CAST(json_agg(json_build_object('category_type', s.category_type,
-                                                                       'statistic_category', s.statistic_category)
-                                                     ORDER BY s.id) AS TEXT)
-                                FROM user_statistics s WHERE s.user_id = loans.user_id), '[]'),
     anonymized_at = :now,
     user_id = NULL
 FROM users u
@@ -65,10 +65,6 @@ WHERE u.id = loans.user_id AND loans.id IN (SELECT id FROM bench_anon_loans);
 
 UPDATE requests
 SET anon_user_group = u.user_group, anon_record_type = u.record_type, anon_account_type = u.account_type,
-    anon_statistics = COALESCE((SELECT CAST(json_agg(json_build_object('category_type', s.category_type,
-                                                                       'statistic_category', s.statistic_category)
-                                                     ORDER BY s.id) AS TEXT)
-                                FROM user_statistics s WHERE s.user_id = requests.user_id), '[]'),
     anonymized_at = :now,
     user_id = NULL
 FROM users u
@@ -76,16 +72,8 @@ WHERE u.id = requests.user_id AND requests.id IN (SELECT id FROM bench_anon_requ
 
 UPDATE fees
 SET anon_user_group = u.user_group, anon_record_type = u.record_type, anon_account_type = u.account_type,
-    anon_statistics = COALESCE((SELECT CAST(json_agg(json_build_object('category_type', s.category_type,
-                                                                       'statistic_category', s.statistic_category)
-                                                     ORDER BY s.id) AS TEXT)
-                                FROM user_statistics s WHERE s.user_id = fees.user_id), '[]'),
     anonymized_at = :now,
     comment = NULL,
     user_id = NULL
 FROM users u
-WHERE u.id = fees.user_id AND fees.id IN (SELECT id FROM bench_anon_fees);
-
-DROP TABLE bench_anon_loans;
-DROP TABLE bench_anon_requests;
-DROP TABLE bench_anon_fees
+WHERE u.id = fees.user_id AND fees.id IN (SELECT id FROM bench_anon_fees)
