@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import (BigInteger, Column, Integer, MetaData, String, Table, bindparam, delete, select,
+from sqlalchemy import (BigInteger, Column, Integer, MetaData, String, Table, bindparam, delete, null, select,
                         update)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -166,3 +166,72 @@ def clear_column_of_users(table_name: str, column: str):
             .values({column: None}))
 
 
+
+
+# ---------------------------------------------------------------- anonymise: unlink rows from their users
+
+class JsonObjectArray(ColumnElement[str]):
+    """An aggregate: the rows as a JSON list of objects ({key: column, ...}) in the order of
+    `order_by`, as text; `[]` for no rows. SQLite `json_group_array(json_object(...))`, which takes the
+    rows in the order the (indexed, correlated) subquery reads them; PostgreSQL
+    `json_agg(json_build_object(...) ORDER BY ...)`, which gives no rows NULL rather than `[]`."""
+
+    type = Text()
+    inherit_cache = True
+
+    def __init__(self, fields: dict[str, ColumnElement[Any]], order_by: ColumnElement[Any]):
+        self.fields = tuple(fields.items())
+        self.order_by = order_by
+
+    def _pairs(self, compiler, **kw) -> str:
+        return ", ".join(f"'{key}', {compiler.process(value, **kw)}" for key, value in self.fields)
+
+
+@compiles(JsonObjectArray)
+def _json_object_array(element: JsonObjectArray, compiler, **kw) -> str:
+    return f"json_group_array(json_object({element._pairs(compiler, **kw)}))"
+
+
+@compiles(JsonObjectArray, "postgresql")
+def _json_object_array_postgresql(element: JsonObjectArray, compiler, **kw) -> str:
+    order = compiler.process(element.order_by, **kw)
+    return (f"COALESCE(CAST(json_agg(json_build_object({element._pairs(compiler, **kw)}) ORDER BY {order}) "
+            f"AS TEXT), '[]')")
+
+
+def statistics_of(user_id: ColumnElement[Any]):
+    """The user's statistical categories as they stand, a JSON list of {"category_type",
+    "statistic_category"} in the order they were recorded (no statistic notes: they are free text)."""
+    s = schema.user_statistics
+    return (select(JsonObjectArray({"category_type": s.c.category_type,
+                                    "statistic_category": s.c.statistic_category}, s.c.id))
+            .where(s.c.user_id == user_id).scalar_subquery())
+
+
+def unlink_from_users(table_name: str, rows: ColumnElement[bool] | None = None):
+    """Anonymise loan history's one statement per kind: unlink rows of `table_name` (loans, requests,
+    fees) from their users, keeping what statistics need as it stands now (the user's group, record
+    type, account type and statistical categories) and `anonymized_at = :now`. The row keeps its own
+    dates, library, item and amounts; a fee's free-text comment goes. `rows` says which: the ids `:ids`
+    by default. Only rows the job may touch are reached (returned loans, requests in history, closed
+    fees without balance), so the caller can compare the row count with what it re-checked."""
+    table = schema.metadata.tables[table_name]
+    u = schema.users
+    still_closed = {
+        "loans": lambda t: t.c.loan_status == "COMPLETE",
+        "requests": lambda t: t.c.request_status == "HISTORY",
+        "fees": lambda t: (t.c.status == "CLOSED") & (t.c.balance_minor == 0),
+    }[table_name](table)
+    values: dict[str, Any] = {
+        "anon_user_group": u.c.user_group,
+        "anon_record_type": u.c.record_type,
+        "anon_account_type": u.c.account_type,
+        "anon_statistics": statistics_of(table.c.user_id),
+        "anonymized_at": bindparam("now"),
+        "user_id": null(),
+    }
+    if table_name == "fees":
+        values["comment"] = null()
+    return (update(table)
+            .where(u.c.id == table.c.user_id, in_list(table.c.id) if rows is None else rows, still_closed)
+            .values(**values))
