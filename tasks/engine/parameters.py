@@ -7,7 +7,7 @@ import contextlib
 import os
 import re
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,6 +28,24 @@ class Cli:
     sets: Any = True                  # the value a bool flag sets when given (`--confirm` sets dry_run False)
     hidden: bool = False              # not on the command line (e.g. structured lists for the API)
     help: str | None = None           # when the flag's meaning differs from the field's description
+
+
+@dataclass(frozen=True)
+class Form:
+    """How a parameter appears in the Prefect run form, where its type alone does not say it. Put it in
+    the field's `Annotated[...]`.
+
+    `codes`: the code table whose codes the deploy step offers as a dropdown (the flow checks the codes
+    against the table at run time too); `internal` codes of it that only the jobs themselves use and a
+    person never picks (USER_PURGED). `words`: a flag that may also be left to the job, as a dropdown of
+    words -> True / False / None."""
+    codes: str | None = None
+    internal: tuple[str, ...] = ()
+    words: dict[str, Any] | None = field(default=None, hash=False)
+
+
+def form_of(info: FieldInfo) -> Form:
+    return next((m for m in info.metadata if isinstance(m, Form)), Form())
 
 
 def cli_of(field: FieldInfo) -> Cli:
@@ -62,6 +80,15 @@ def named(field: str) -> str:
     return _NAMES.get().get(field, field)
 
 
+_PHRASES = (("Input should be greater than or equal to", "must be at least"),
+            ("Input should be greater than", "must be more than"),
+            ("Input should be less than or equal to", "must be at most"),
+            ("Input should be less than", "must be less than"),
+            ("Decimal input should have no more than 2 decimal places", "at most 2 decimals (cents)"),
+            ("Input should be a valid decimal", "must be an amount such as 12.50"),
+            ("Input should be a valid number, unable to parse string as a number", "must be a number"))
+
+
 def validation_message(exc: ValidationError, names: dict[str, str], model: type[BaseModel] | None = None) -> str:
     """A pydantic error in the operator's words: which parameter (by the name they know it by: a flag
     on the command line, a title in the form), which value, what is wrong, and the valid choices."""
@@ -71,6 +98,8 @@ def validation_message(exc: ValidationError, names: dict[str, str], model: type[
         field = loc[0] if loc else ""
         where = " ".join([names.get(field, field), *loc[1:]]) or "parameters"
         message = err["msg"].removeprefix("Value error, ")
+        for pydantic_says, we_say in _PHRASES:
+            message = message.replace(pydantic_says, we_say)
         if err["type"] == "extra_forbidden":
             message = "is not a parameter of this job"
         elif err["type"].startswith("date_"):
