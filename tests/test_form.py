@@ -91,3 +91,17 @@ def test_the_deploy_step_offers_the_code_tables_without_internal_codes_and_no_op
     assert waive.parameters["dry_run"] is True and waive.parameters["user_groups"] == []
     nightly = deployments[("purge-user-records", "nightly")]
     assert nightly.parameters["max_users"] == 5000 and nightly.parameters["grace_period_days"] == 30
+
+
+def test_codes_are_checked_against_the_table_naming_the_field_and_the_valid_codes(tmp_path):
+    from tasks.db.engine import get_engine, read_connection
+    from tasks.engine.parameters import check_codes
+    from tasks.library.init_db import init_db
+
+    engine = get_engine(f"sqlite:///{tmp_path}/library.db")
+    init_db(engine)
+    parameters = WaiveParameters(max_fine_threshold=Decimal("5"), waive_reason="BIRTHDAY", fine_types=["OVERDUEFINE"])
+    with naming({"waive_reason": "Waive reason"}), read_connection(engine) as conn, pytest.raises(InvalidInput) as caught:
+        check_codes(conn, parameters)
+    assert str(caught.value) == ("Waive reason: unknown waive reason 'BIRTHDAY'; "
+                                 "valid codes: AMNESTY, ERROR, GOODWILL, UNCOLLECTABLE")

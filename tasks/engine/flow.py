@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import logging
 import types
 import typing
 from decimal import Decimal
@@ -191,6 +192,27 @@ def flow_run_name(job: JobDefinition):
     return name
 
 
+class _QuietNamedEndings(logging.Filter):
+    """Prefect 3.9.1's engine, run by a worker or `serve` (`python -m prefect.engine`), logs an ERROR
+    "Engine execution exited with unexpected exception" with a FailedRun/CancelledRun traceback for
+    every Failed or Cancelled final state, also one the flow returned on purpose (Invalid parameters,
+    Refused, Rejected). The flow has already said why in one line: drop that record. A real exception
+    is anything else, and is still logged with its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.getMessage().startswith("Engine execution exited with unexpected exception"):
+            from prefect.exceptions import CancelledRun, FailedRun
+
+            return not isinstance(record.exc_info[1], (FailedRun, CancelledRun))
+        return True
+
+
+def quiet_named_endings() -> None:
+    flow_runs = logging.getLogger("prefect.flow_runs")
+    if not any(isinstance(f, _QuietNamedEndings) for f in flow_runs.filters):
+        flow_runs.addFilter(_QuietNamedEndings())
+
+
 def job_flow(job: JobDefinition) -> Flow:
     """The Prefect flow of a job."""
     titles = field_titles(job.parameters)
@@ -215,4 +237,5 @@ def job_flow(job: JobDefinition) -> Flow:
     job_run_flow = flow(name=job.name, description=job.summary_line, flow_run_name=flow_run_name(job),
                         validate_parameters=False, log_prints=True)(run)
     job_run_flow.job = job
+    quiet_named_endings()  # the engine imports the flow's module before it runs the flow
     return job_run_flow

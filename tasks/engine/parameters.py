@@ -121,6 +121,25 @@ def parse(model: type["JobParameters"], values: dict[str, Any]) -> "JobParameter
         raise InvalidInput(validation_message(exc, _NAMES.get(), model)) from None
 
 
+def check_codes(conn, parameters: "JobParameters") -> None:
+    """Every code a parameter takes from a code table (`Form(codes=...)`) is in the table and not one of
+    its internal codes; else InvalidInput naming the parameter and its valid codes. The form offers only
+    these, but a code may have been removed since deploying, and the command line and the API send text."""
+    from tasks.library.codes import code_values
+
+    for name, info in type(parameters).model_fields.items():
+        form = form_of(info)
+        if not form.codes:
+            continue
+        value = getattr(parameters, name)
+        given = value if isinstance(value, list) else [value]
+        valid = sorted(code_values(conn, form.codes) - set(form.internal))
+        unknown = [c for c in given if c not in valid]
+        if unknown:
+            raise InvalidInput(f"{named(name)}: unknown {form.codes.replace('-', ' ')} "
+                               f"{', '.join(repr(c) for c in unknown)}; valid codes: {', '.join(valid) or '(none)'}")
+
+
 class JobParameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
