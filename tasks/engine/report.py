@@ -21,6 +21,51 @@ LEFT_OUT = "Sample of who is skipped, and why"
 NOT_COUNTS = frozenset({"job", "run_id", "dry_run", "as_of", "parameters", "skipped"})
 
 
+# The contract's reason codes in the librarian's words ("290 users skipped (above the fine threshold)").
+REASON_WORDS = {
+    "OWES_ABOVE_THRESHOLD": "owes more than the limit",
+    "ACTIVE_LOANS": "has active loans",
+    "ACTIVE_REQUESTS": "has active requests",
+    "PROTECTED": "protected",
+    "ABOVE_FINE_THRESHOLD": "above the fine threshold",
+    "HAS_OVERDUE_LOANS": "has overdue loans",
+    "CHANGED_SINCE_SELECTION": "changed since the selection",
+    "FROM_NOT_PATRON_ONLY": "From user has roles other than Patron",
+    "SAME_USER": "From and To are the same user",
+    "USER_NOT_FOUND": "user not found",
+    "USER_IN_SEVERAL_PAIRS": "user in several pairs",
+    "COPY_AS_INTERNAL_REQUIRED": "needs Copy as internal set",
+}
+
+
+def reason_in_words(code: str) -> str:
+    return REASON_WORDS.get(code, code.replace("_", " ").lower())
+
+
+def counted(n: int, singular: str, plural: str | None = None) -> str:
+    """1 fine, 1,056 fines."""
+    return f"{n:,} {singular if n == 1 else plural or singular + 's'}"
+
+
+def skipped_in_words(job: JobDefinition, skipped: dict[str, int]) -> str:
+    """ "290 users skipped (above the fine threshold), 3 (protected)" or "" when none was."""
+    if not skipped:
+        return ""
+    parts = sorted(skipped.items(), key=lambda kv: -kv[1])
+    total = sum(skipped.values())
+    if len(parts) == 1:
+        return f"{job.unit.count(total)} skipped ({reason_in_words(parts[0][0])})"
+    reasons = ", ".join(f"{n:,} {reason_in_words(code)}" for code, n in parts)
+    return f"{job.unit.count(total)} skipped ({reasons})"
+
+
+def headline_of(job: JobDefinition, summary: dict[str, Any]) -> str:
+    """One sentence saying what the run does (or did, or would do): the job's own sentence, then the skips."""
+    said = job.headline(summary) if job.headline else f"{job.title}: {job.unit.count(summary.get('units', 0))}"
+    skipped = skipped_in_words(job, summary.get("skipped") or {})
+    return f"{said}; {skipped}." if skipped else f"{said}."
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, (dict, list)):
         value = json.dumps(value, sort_keys=True)

@@ -198,7 +198,7 @@ def test_an_ad_hoc_merge_waits_for_approval_given_through_the_api_then_runs(depl
     def resumed():
         try:
             with temporary_settings({PREFECT_API_URL: deployed.api_url}):
-                resume_flow_run(flow_run.id, run_input={"approve": True, "approved_by": "alice", "note": "same person"})
+                resume_flow_run(flow_run.id, run_input={"decision": "Approve", "reviewer": "alice", "note": "same person"})
             return True
         except Exception:  # noqa: BLE001 - the form is saved just after the pause; try again
             return False
