@@ -85,7 +85,7 @@ def test_an_approved_run_shows_its_preview_then_applies_and_records_who_approved
     thread, outcome = start_in_background()
     row, flow_run, form = wait_until_paused(engine, outcome)
     assert purged(engine) == []  # nothing changes while it waits
-    assert "leaving" in row["report"] and "eligible | 1" in row["report"]
+    assert "leaving" in row["report"] and "Users eligible | 1" in row["report"]
     assert flow_run.name == "purge-2026-12-20"
     assert {"purge-user-records", "real-run"} <= set(flow_run.tags)
     # What the approver sees first: one sentence saying what approving does; the detail is the preview.

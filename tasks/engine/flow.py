@@ -181,12 +181,16 @@ def stopped_before_run(kind: Kind, message: str) -> State:
 
 def flow_run_name(job: JobDefinition):
     """Flow runs named after the job and run date (`purge-2026-11-28`, `waive-2026-11-28-dry-run`),
-    so the runs list reads as a diary; a run with bad parameters is named too."""
+    so the runs list reads as a diary; a run with bad parameters is named too. Never raises: a name
+    callable that fails leaves the run with Prefect's random name."""
 
     def name() -> str:
         values = flow_run.parameters or {}
         as_of = values.get("as_of")
-        day = as_of if isinstance(as_of, str) and as_of else (as_of or run_date_and_time(None)[0])
+        try:
+            day = dt.date.fromisoformat(str(as_of)) if as_of else run_date_and_time(None)[0]
+        except ValueError:  # a bad date (or time zone) ends the run as Invalid parameters; named still
+            day = dt.date.today()
         return f"{job.command}-{day}" + ("" if values.get("dry_run") is False else "-dry-run")
 
     return name

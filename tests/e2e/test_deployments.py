@@ -175,7 +175,7 @@ def test_the_nightly_purge_deployment_runs_on_a_worker_and_reports_through_the_a
         flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id])))
     by_key = {a.key: a for a in artifacts}
     report = by_key["purge-user-records-report"].data
-    assert "Purge User Records: real run" in report and "| purged | 1 |" in report
+    assert "Purge User Records: real run" in report and "| Users purged | 1 |" in report
     assert float(by_key["purge-user-records-progress"].data) == 100.0
 
     assert user_ids(deployed.engine, "leaving", "recent") == ["recent"]
