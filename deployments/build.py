@@ -90,6 +90,9 @@ def with_form_choices(deployment, job, read_codes) -> None:
             defaults[name] = default
     deployment.parameters = {**defaults, **(deployment.parameters or {})}
     schema.required = [n for n, p in props.items() if p.get("format") != "date"]
+    for prop in props.values():
+        if prop.get("format") == "date":  # the form's own check takes "" for a bad date; no default is empty
+            prop.pop("default", None)
 
 
 def database_codes():
