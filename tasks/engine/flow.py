@@ -27,7 +27,7 @@ from tasks.engine.definition import JobDefinition
 from tasks.engine.outcome import Kind
 from tasks.engine.parameters import form_of, form_order, naming, parse, run_date_and_time, title_of
 from tasks.engine.runner import JobResult, run_job
-from tasks.errors import InvalidInput, JobFailed, JobRefused, RunNotApproved
+from tasks.errors import InvalidInput, JobFailed, JobRefused, JobStopped, RunNotApproved
 
 _STATES = {"COMPLETED": Completed, "CANCELLED": Cancelled, "FAILED": Failed}
 
@@ -200,14 +200,17 @@ class _QuietNamedEndings(logging.Filter):
     """Prefect 3.9.1's engine, run by a worker or `serve` (`python -m prefect.engine`), logs an ERROR
     "Engine execution exited with unexpected exception" with a FailedRun/CancelledRun traceback for
     every Failed or Cancelled final state, also one the flow returned on purpose (Invalid parameters,
-    Refused, Rejected). The flow has already said why in one line: drop that record. A real exception
-    is anything else, and is still logged with its traceback."""
+    Refused, Rejected, Failed with what was committed). The flow has already said why in one line:
+    drop that record. An exception the flow did not turn into a state (a bug, a crash) is anything
+    else, and is still logged with its traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.getMessage().startswith("Engine execution exited with unexpected exception"):
             from prefect.exceptions import CancelledRun, FailedRun
 
-            return not isinstance(record.exc_info[1], (FailedRun, CancelledRun))
+            # The state's own data is what the engine re-raises: the flow's named ending, already said
+            # in one line (a failed batch's error is in the report and the state message too).
+            return not isinstance(record.exc_info[1], (FailedRun, CancelledRun, InvalidInput, JobStopped))
         return True
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 import sys
 import time
 import urllib.error
@@ -123,6 +124,12 @@ def log_in(pg, url: str) -> None:
     pg.wait_for_load_state("networkidle")
 
 
+def assert_no_engine_traceback(library) -> None:
+    """A named ending (Invalid parameters, Dry run, ...) logs no traceback in the worker's log."""
+    log = library.log.read_text()
+    assert "Engine execution exited with unexpected exception" not in log, log[-5000:]
+
+
 def runs_of(library) -> list[dict]:
     return api(library.api, "/flow_runs/filter", {"deployments": {"id": {"any_": [library.deployment["id"]]}}})
 
@@ -183,6 +190,26 @@ def test_the_api_refuses_a_request_without_the_credential(library):
         api(library.api, "/deployments/filter", {}, auth="librarian:wrong")
     assert wrong.value.code == 401
     assert len(api(library.api, "/deployments/filter", {})) == 3  # the worker and deploy got in with it
+
+    # The command line: with the credential it works, without it the server refuses it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_API_URL=library.api, PREFECT_HOME=str(library.log.parent / "cli-home"))
+    prefect = [str(Path(sys.executable).with_name("prefect")), "deployment", "ls"]
+    with_credential = subprocess.run(prefect, env={**env, "PREFECT_API_AUTH_STRING": CREDENTIAL},
+                                     capture_output=True, text=True, timeout=120)
+    assert with_credential.returncode == 0 and "ad-hoc" in with_credential.stdout, with_credential.stderr
+    without = subprocess.run(prefect, env=env, capture_output=True, text=True, timeout=120)
+    assert without.returncode != 0 and "401" in without.stdout + without.stderr
+
+
+def test_bad_input_ends_at_once_in_one_named_line_without_a_traceback(library):
+    run = api(library.api, f"/deployments/{library.deployment['id']}/create_flow_run",
+              {"parameters": {"max_fine_threshold": 20.505, "waive_reason": "AMNESTY"}})
+    run = final_state_of(library, run["id"])
+    assert (run["state"]["type"], run["state"]["name"]) == ("FAILED", "Invalid parameters"), run["state"]
+    assert run["state"]["message"] == "Fine threshold: at most 2 decimals (cents) (got 20.505)"
+    assert run["name"].startswith("waive-")
+    assert_no_engine_traceback(library)
 
 
 def test_the_waive_form_offers_the_fields_in_order_and_the_codes_as_dropdowns(library, page):
@@ -255,5 +282,4 @@ def test_a_real_run_is_approved_through_the_resume_form_and_ends_completed(libra
     page.wait_for_load_state("networkidle")
     time.sleep(2)  # the timeline draws after the data has come
     snap(page, "completed")
-    # An expected ending logs no traceback in the worker's log.
-    assert "Traceback" not in library.log.read_text()
+    assert_no_engine_traceback(library)
