@@ -87,7 +87,8 @@ def test_the_deploy_step_offers_the_code_tables_without_internal_codes_and_no_op
     schema = waive._parameter_openapi_schema
     assert schema.properties["waive_reason"]["enum"] == ["AMNESTY", "ERROR"]
     assert schema.properties["user_groups"]["items"]["enum"] == ["GRAD", "STAFF"]
-    assert "created_from" not in schema.required and "dry_run" in schema.required
+    assert "created_from" not in schema.required and "user_groups" not in schema.required
+    assert "dry_run" in schema.required and "waive_reason" in schema.required
     assert waive.parameters["dry_run"] is True and waive.parameters["user_groups"] == []
     nightly = deployments[("purge-user-records", "nightly")]
     assert nightly.parameters["max_users"] == 5000 and nightly.parameters["grace_period_days"] == 30

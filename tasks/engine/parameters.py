@@ -147,7 +147,7 @@ class JobParameters(BaseModel):
                                  "is a dry run: it computes and reports exactly what it would do, and changes nothing.")] = Field(
         default=True, title="Dry run",
         description="Compute and report exactly what the job would do, and change nothing. "
-                    "Set to false to really change the database.",
+                    "Switch off (false) to really change the database.",
     )
     as_of: dt.date | None = Field(
         default=None, title="Run date",

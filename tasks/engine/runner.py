@@ -96,8 +96,8 @@ def _run(job: JobDefinition[P], parameters: P) -> JobResult:
     summary = outcomes.summary(job, run, outcome)
     report = outcome_report(job, run, outcome, preview, time.monotonic() - run.started)
     finish_job_run(run, outcome.status, summary, report, error=outcome.error)
-    publish_report(job.name, report, f"{job.title} ({'dry run' if run.dry_run else 'real run'}: "
-                                     f"{outcome.kind.state_name.lower()})")
+    publish_report(job.name, report, f"{job.title}: {outcome.kind.state_name}"
+                                     + ("" if run.dry_run or outcome.kind is Kind.DRY_RUN else " (real run)"))
     return JobResult(run, outcome, summary)
 
 

@@ -32,7 +32,7 @@ SHOTS = Path(os.environ.get("BROWSER_SHOTS", PROJECT / "build" / "browser-shots"
 CREDENTIAL = "librarian:browser-test-secret"
 WAIVE = "bulk-fine-waiving/ad-hoc"
 # The waive form as a librarian reads it: what to select, the limits, the reason, the technical ones last.
-WAIVE_FIELDS = ["User groups", "Fine types", "Created from (Optional)", "Created to (Optional)",
+WAIVE_FIELDS = ["User groups (Optional)", "Fine types (Optional)", "Created from (Optional)", "Created to (Optional)",
                 "Leave out users with overdue loans", "Fine threshold", "Waive reason", "Comment",
                 "Run date (Optional)", "Dry run", "Require approval", "Batch size", "Approval timeout (seconds)"]
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -243,7 +243,12 @@ def test_a_dry_run_from_the_form_reports_what_a_real_run_would_do(library, page)
             "1 user skipped (above the fine threshold).**") in report, report
     page.goto(f"{library.ui}/v2/runs/flow-run/{run_id}")
     page.get_by_text("Dry run", exact=True).first.wait_for()
+    page.wait_for_load_state("networkidle")
+    time.sleep(2)
     snap(page, "dry-run")
+    page.get_by_role("tab", name="Artifacts").click()
+    page.get_by_text("bulk-fine-waiving-report").first.wait_for()
+    snap(page, "dry-run-artifacts")
 
 
 def test_a_real_run_is_approved_through_the_resume_form_and_ends_completed(library, page):
