@@ -121,8 +121,10 @@ def form_schema(name: str, field: FieldInfo) -> tuple[dict[str, Any] | None, Any
         default = "" if default is None else default
     elif annotation in (int, float):
         schema = {"type": "integer" if annotation is int else "number", **_bounds(field, NUMBER_BOUNDS)}
-        if default is None:  # an optional limit: 0 means no limit (the model reads 0 as None)
-            schema.pop("exclusiveMinimum", None)
+        if default is None:
+            if not form_of(field).zero_is_none:  # 0 may mean something (0 days): keep pydantic's shape
+                return None, default
+            schema.pop("exclusiveMinimum", None)  # an optional limit: 0 means no limit
             schema["minimum"] = 0
             default = 0
     else:

@@ -42,6 +42,10 @@ class Form:
     codes: str | None = None
     internal: tuple[str, ...] = ()
     words: dict[str, Any] | None = field(default=None, hash=False)
+    # An optional limit the model reads as None when 0 comes (`max_users`): the form shows a number with
+    # default 0 instead of a number-or-None switch. Without it an optional number keeps pydantic's shape,
+    # since 0 may mean something there (0 days).
+    zero_is_none: bool = False
 
 
 def form_of(info: FieldInfo) -> Form:

@@ -63,7 +63,7 @@ def skipped_in_words(job: JobDefinition, skipped: dict[str, int]) -> str:
 
 def headline_of(job: JobDefinition, summary: dict[str, Any]) -> str:
     """One sentence saying what the run does (or did, or would do): the job's own sentence, then the skips."""
-    said = job.headline(summary) if job.headline else f"{job.title}: {job.unit.count(summary.get('units', 0))}"
+    said = job.headline(summary) if job.headline else job.title
     skipped = skipped_in_words(job, summary.get("skipped") or {})
     return f"{said}; {skipped}." if skipped else f"{said}."
 

@@ -34,12 +34,12 @@ class PurgeParameters(JobParameters):
         description="Users whose active fees add up to more than this amount are kept (OWES_ABOVE_THRESHOLD); "
                     "a user owing exactly this amount is purged and the fees are waived.",
     )
-    max_users: int | None = Field(
+    max_users: Annotated[int | None, Form(zero_is_none=True)] = Field(
         default=None, ge=0, title="Most users per run",
         description="Blast-radius guard: a run that would purge more users than this stops before changing "
                     "anything and says why. Empty or 0: no limit.",
     )
-    max_share: Annotated[float | None, Cli(metavar="FRACTION")] = Field(
+    max_share: Annotated[float | None, Cli(metavar="FRACTION"), Form(zero_is_none=True)] = Field(
         default=None, gt=0, le=1, title="Most share of the library",
         description="Blast-radius guard: a run that would purge more than this share of all (not yet purged) "
                     "users stops before changing anything and says why (0.05 = 5%). Empty or 0: no limit.",
