@@ -131,6 +131,7 @@ def check_codes(conn, parameters: "JobParameters") -> None:
     these, but a code may have been removed since deploying, and the command line and the API send text."""
     from tasks.library.codes import code_values
 
+    problems = []
     for name, info in type(parameters).model_fields.items():
         form = form_of(info)
         if not form.codes:
@@ -140,8 +141,10 @@ def check_codes(conn, parameters: "JobParameters") -> None:
         valid = sorted(code_values(conn, form.codes) - set(form.internal))
         unknown = [c for c in given if c not in valid]
         if unknown:
-            raise InvalidInput(f"{named(name)}: unknown {form.codes.replace('-', ' ')} "
-                               f"{', '.join(repr(c) for c in unknown)}; valid codes: {', '.join(valid) or '(none)'}")
+            problems.append(f"{named(name)}: unknown {form.codes.replace('-', ' ')} "
+                            f"{', '.join(repr(c) for c in unknown)}; valid codes: {', '.join(valid) or '(none)'}")
+    if problems:  # every bad code at once, so one correction is enough
+        raise InvalidInput("; ".join(problems))
 
 
 class JobParameters(BaseModel):
