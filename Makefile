@@ -30,7 +30,7 @@ lint: setup
 
 # The whole suite: the README's test command and CI's.
 test: setup lint
-	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # The pure rules and unit tests, no database server and no Prefect: under a minute.
 FAST_TESTS := tests/test_purge_rules.py tests/test_waive_rules.py tests/test_merge_rules.py tests/test_outcome.py \
