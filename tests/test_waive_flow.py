@@ -209,14 +209,14 @@ def test_bad_parameters_exit_2_naming_the_value(engine, cli):
     add_user(engine, "a", fees_owed=["1.00"])
     before = fee_state(engine)
     for flags, flag, expected in [
-        (["--max-fine-threshold", "0"], "--max-fine-threshold", "greater than 0"),
-        (["--max-fine-threshold", "-5"], "--max-fine-threshold", "greater than 0"),
+        (["--max-fine-threshold", "0"], "--max-fine-threshold", "more than 0"),
+        (["--max-fine-threshold", "-5"], "--max-fine-threshold", "more than 0"),
         (["--max-fine-threshold", "abc"], "--max-fine-threshold", "'abc'"),
-        (["--max-fine-threshold", "1.005"], "--max-fine-threshold", "2 decimal places"),
+        (["--max-fine-threshold", "1.005"], "--max-fine-threshold", "at most 2 decimals"),
         (["--max-fine-threshold", "5", "--created-from", "2026-12-01", "--created-to", "2026-11-01"],
          "--created-to", "ends before it starts"),
         (["--max-fine-threshold", "5", "--created-from", "1 Dec"], "--created-from", "YYYY-MM-DD"),
-        (["--max-fine-threshold", "5", "--batch-size", "0"], "--batch-size", "greater than or equal to 1"),
+        (["--max-fine-threshold", "5", "--batch-size", "0"], "--batch-size", "at least 1"),
     ]:
         code, out, err = cli("waive", "--reason", "AMNESTY", "--confirm", *flags)
         assert code == 2, (flags, out, err)

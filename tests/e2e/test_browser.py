@@ -100,7 +100,7 @@ def page(library, request):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
         context = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="light")
         pg = context.new_page()
-        pg.set_default_timeout(30_000)
+        pg.set_default_timeout(90_000)  # a busy CI machine draws the UI slowly
         try:
             yield pg
         finally:  # the page as it was when the test ended: kept, for a failure's sake
