@@ -20,6 +20,7 @@ from tasks.engine.selection import read_chunks
 from tasks.errors import InvalidInput
 from tasks.merge.pairs_file import read_pairs_csv
 from tasks.merge.parameters import MergeParameters
+from tasks.db import undo_record
 from tasks.db.statements import move_to_user, pair_map
 from tasks.merge.rules import KINDS, PARTS, decide_merge, moved_totals, pair_facts, pair_table, segment_kinds
 from tasks.reasons import CHANGED_SINCE_SELECTION
@@ -114,6 +115,9 @@ def merge(conn: Connection, pairs: pd.DataFrame, parameters: MergeParameters, ru
          "to_primary_id": p.to_primary_id, "segment_type": p.segment_type}
         for p in pairs.itertuples(index=False)
     ])
+    # The undo record (tasks/db/undo_record.py): the From users as they are, before anything moves...
+    pair_ids = [(int(p.from_id), p.from_primary_id) for p in pairs.itertuples(index=False)]
+    records = undo_record.snapshot(conn, pair_ids)
     moved = dict.fromkeys(KINDS, 0)
     for statement, kind in moves(conn, parameters.segments):
         rows = conn.execute(statement).rowcount
@@ -126,6 +130,9 @@ def merge(conn: Connection, pairs: pd.DataFrame, parameters: MergeParameters, ru
     if moved != expected:
         # The rules and the SQL disagree: roll the batch back rather than report a merge nobody previewed.
         raise RuntimeError(f"merge moved {moved}, the preview said {expected}; batch rolled back")
+    # ... and which of their rows moved: the ones the From users no longer hold.
+    undo_record.write(conn, run.run_id, run.now, pairs[["from_id", "from_primary_id", "to_id", "to_primary_id"]]
+                      .to_dict("records"), records, undo_record.not_moved(conn, pair_ids))
     kinds = segment_kinds(parameters.segments)
     record_events(conn, run, "USER_MERGED", [
         {"user_id": int(p["to_id"]), "details": {
