@@ -118,7 +118,8 @@ def test_activity_since_the_merge_goes_back_with_the_moved_rows_new_rows_stay(en
     assert done["moved_back"]["fee_transactions"] == 1      # the payment made since goes with its fee
     back = exported(engine, "dup")
     assert [(l["loan_status"], l["return_date"] is not None) for l in back["item_loan"]] == [("COMPLETE", True)]
-    assert [(f["status"], f["balance"], len(f["transaction"])) for f in back["fee"]] == [("CLOSED", "0.00", 1)]
+    assert [(f["status"]["value"], f["balance"], len(f["transaction"])) for f in back["fee"]] == [
+        ("CLOSED", "0.00", 1)]
     with engine.connect() as conn:
         assert conn.execute(select(fees.c.user_id).where(fees.c.id == own_fee)).scalar_one() == keep
         assert conn.execute(select(loans.c.user_id).where(loans.c.loan_id == "L-new")).scalar_one() == keep
@@ -132,8 +133,8 @@ def test_a_taken_primary_id_or_identifier_fails_that_pair_and_the_others_go_on(e
     merged = merge([("a1", "a2"), ("b1", "b2"), ("c1", "c2")], segments=["notes"])
     assert merged["merged"] == 3
     add_user(engine, "a1")                                   # a new user took a1's primary id
+    other = add_user(engine, "other")
     with write_transaction(engine) as conn:                  # b1's barcode (not merged) went to someone
-        other = add_user(engine, "other")
         conn.execute(insert(user_identifiers).values(user_id=other, id_type="BARCODE", value="B-b1"))
     done = unmerge(merged["run_id"])
     assert (done["pairs"], done["unmerged"]) == (3, 1)
@@ -215,10 +216,12 @@ def test_an_unmerge_killed_midway_finishes_on_rerun_and_never_undoes_twice(engin
 
     monkeypatch.setattr(steps, "_undo_pair", crash_on_b)
     state, first = run_flow(unmerge_users, merge_run_id=merged["run_id"], dry_run=False, batch_size=1)
-    assert state.is_failed() and first["unmerged"] == 1
+    # SQLite runs one batch at a time (it stops after the failed one); PostgreSQL two at once.
+    assert state.is_failed() and first["unmerged"] in (1, 2)
     monkeypatch.setattr(steps, "_undo_pair", original)
     rerun = unmerge(merged["run_id"], batch_size=1)
-    assert rerun["unmerged"] == 2 and rerun["skipped"] == {"ALREADY_UNMERGED": 1}
+    assert rerun["unmerged"] == 3 - first["unmerged"]
+    assert rerun["skipped"] == {"ALREADY_UNMERGED": first["unmerged"]}
     assert library(engine) == before
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(job_events)
