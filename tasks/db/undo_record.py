@@ -24,8 +24,7 @@ from tasks.db import schema
 from tasks.db.statements import in_list
 from tasks.segments import PARTS, part
 
-# Parts whose rows are the From user's by user_id; proxied_by rows name its primary id instead.
-OWNED_KINDS: tuple[str, ...] = tuple(p.kind for p in PARTS if p.kind != "proxied_by")
+# Every part of a user record; proxied_by rows are other users' that name the From user's primary id.
 RECORD_KINDS: tuple[str, ...] = tuple(p.kind for p in PARTS)
 # What a merge changes on a row it moves, besides the owner: restored by an undo.
 PREFERRED_COLUMNS = {"addresses": ("preferred",), "emails": ("preferred",), "phones": ("preferred", "preferred_sms")}
@@ -43,8 +42,17 @@ def encode_value(value: Any) -> Any:
     return value
 
 
-def encode_row(row: Any) -> dict[str, Any]:
-    return {key: encode_value(value) for key, value in row._mapping.items()}
+def _encoders(table: Table) -> list[tuple[str, bool]]:
+    """(column name, whether its values need encoding for JSON): dates, times and bytes do."""
+    return [(c.name, isinstance(c.type, (Date, DateTime, LargeBinary))) for c in table.columns]
+
+
+def encode_rows(table: Table, rows: Iterable[Any]) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts; only the columns that need it are converted (a merge batch encodes
+    every row of thousands of users: per-value checks on every column cost as much as the merge)."""
+    columns = _encoders(table)
+    return [{name: (encode_value(value) if convert and value is not None else value)
+             for (name, convert), value in zip(columns, row)} for row in rows]
 
 
 def decode_row(table: Table, values: dict[str, Any]) -> dict[str, Any]:
@@ -65,13 +73,15 @@ def decode_row(table: Table, values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _rows_of(conn: Connection, kind: str, from_ids: list[int], from_primary_ids: list[str]):
+def _rows_of(conn: Connection, kind: str, from_ids: list[int], from_primary_ids: list[str], *columns):
+    """The rows of the From users in the part `kind` (all their columns, or the ones given)."""
     table = table_of(kind)
+    query = select(*columns) if columns else select(table)
     if kind == "proxied_by":
-        query = select(table).where(in_list(table.c.proxy_for_primary_id, "primary_ids"))
+        query = query.where(in_list(table.c.proxy_for_primary_id, "primary_ids"))
     else:
-        query = select(table).where(in_list(table.c.user_id))
-    return conn.execute(query.order_by(table.c.id), {"ids": from_ids, "primary_ids": from_primary_ids}).all()
+        query = query.where(in_list(table.c.user_id))
+    return conn.execute(query, {"ids": from_ids, "primary_ids": from_primary_ids}).all()
 
 
 def snapshot(conn: Connection, pairs: Sequence[tuple[int, str]]) -> dict[int, dict[str, Any]]:
@@ -82,12 +92,12 @@ def snapshot(conn: Connection, pairs: Sequence[tuple[int, str]]) -> dict[int, di
     by_primary = {str(p): int(i) for i, p in pairs}
     records: dict[int, dict[str, Any]] = {i: {"user": None, "rows": {k: [] for k in RECORD_KINDS}} for i in from_ids}
     users = schema.users
-    for row in conn.execute(select(users).where(in_list(users.c.id)), {"ids": from_ids}):
-        records[int(row.id)]["user"] = encode_row(row)
+    for row in encode_rows(users, conn.execute(select(users).where(in_list(users.c.id)), {"ids": from_ids})):
+        records[int(row["id"])]["user"] = row
     for kind in RECORD_KINDS:
-        for row in _rows_of(conn, kind, from_ids, primary_ids):
-            owner = by_primary[row.proxy_for_primary_id] if kind == "proxied_by" else int(row.user_id)
-            records[owner]["rows"][kind].append(encode_row(row))
+        for row in encode_rows(table_of(kind), _rows_of(conn, kind, from_ids, primary_ids)):
+            owner = by_primary[row["proxy_for_primary_id"]] if kind == "proxied_by" else int(row["user_id"])
+            records[owner]["rows"][kind].append(row)
     return records
 
 
@@ -95,7 +105,8 @@ def not_moved(conn: Connection, pairs: Sequence[tuple[int, str]]) -> set[tuple[s
     """(kind, row id) of the rows still the From users' after the merge's moves (before their deletion)."""
     from_ids = [int(i) for i, _ in pairs]
     primary_ids = [str(p) for _, p in pairs]
-    return {(kind, int(row.id)) for kind in RECORD_KINDS for row in _rows_of(conn, kind, from_ids, primary_ids)}
+    return {(kind, int(row_id)) for kind in RECORD_KINDS
+            for (row_id,) in _rows_of(conn, kind, from_ids, primary_ids, table_of(kind).c.id)}
 
 
 def write(conn: Connection, run_id: str, merged_at: dt.datetime, pairs: Iterable[dict[str, Any]],

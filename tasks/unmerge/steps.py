@@ -161,6 +161,25 @@ def _free(conn: Connection, table, row_id: int) -> bool:
     return conn.execute(select(table.c.id).where(table.c.id == row_id)).first() is None
 
 
+def _proxy_row_wanted(conn: Connection, values: dict[str, Any]) -> bool:
+    """A proxy row the merge deleted comes back once, when both its users are there. Between the From
+    users of two pairs it is in both records: the first undo re-creates it only if the other From user
+    is back already; otherwise the other's undo does."""
+    proxies, users, undo = schema.user_proxies, schema.users, schema.merge_undo
+    if _free(conn, users, values["user_id"]):
+        return False      # the user who acted is gone since
+    if conn.execute(select(proxies.c.id).where(proxies.c.user_id == values["user_id"],
+                                               proxies.c.proxy_for_primary_id == values["proxy_for_primary_id"])
+                    ).first() is not None:
+        return False      # there already
+    target = values["proxy_for_primary_id"]
+    if conn.execute(select(users.c.id).where(users.c.primary_id == target)).first() is not None:
+        return True
+    # Nobody has the primary id: a From user of a merge not undone yet gets it back with its own undo.
+    return conn.execute(select(undo.c.id).where(undo.c.from_primary_id == target,
+                                                undo.c.unmerged_run_id.is_(None))).first() is None
+
+
 def _undo_pair(conn: Connection, p: Any, run: JobRun) -> tuple[int, dict[str, int], dict[str, int]]:
     """Re-create the From user and its rows, move back what moved; returns (its row id, moved back,
     re-created) per kind."""
@@ -188,11 +207,10 @@ def _undo_pair(conn: Connection, p: Any, run: JobRun) -> tuple[int, dict[str, in
                                  .values(user_id=from_id, **{c: values[c] for c in restore}))
                 moved_back[kind] += conn.execute(statement).rowcount or 0
                 continue
-            if kind == "proxied_by":
-                if _free(conn, users, values["user_id"]):
-                    continue   # the user who acted for the From user is gone since
-            else:
+            if kind != "proxied_by":
                 values["user_id"] = from_id
+            if table is schema.user_proxies and not _proxy_row_wanted(conn, values):
+                continue
             if not _free(conn, table, values["id"]):
                 values.pop("id")
             conn.execute(insert(table).values(**values))
