@@ -96,7 +96,7 @@ def test_merge_then_unmerge_gives_back_the_library_row_for_row(engine, prefect_a
     assert [e.event for e in events] == ["USER_UNMERGED"]
     assert json.loads(events[0].details)["from"] == "dup"
     # Once undone, the undo record keeps who and when, not the person's data.
-    assert undo.unmerged_run_id == done["run_id"] and undo.record is None and undo.moved is None
+    assert undo.unmerged_run_id == done["run_id"] and undo.record is None and undo.kept is None
 
 
 def test_activity_since_the_merge_goes_back_with_the_moved_rows_new_rows_stay(engine, prefect_api):

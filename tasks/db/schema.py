@@ -344,7 +344,7 @@ Index("ix_job_events_fee_id", job_events.c.fee_id)
 
 # What an exact undo of one merged pair needs (Undo a merge, README "Undoing a merge"): the From user
 # as it was (`record`: its row and every row of every part, as JSON) and which of those rows the merge
-# moved to the To user (`moved`: row ids by kind). Personal data: `record` and `moved` are emptied
+# did not move to the To user (`kept`: row ids by kind). Personal data: `record` and `kept` are emptied
 # once the pair is unmerged, the row goes when the To user is purged, and housekeeping removes rows
 # older than the retention period (setting `merge_undo_retention_days`, default 30).
 merge_undo = Table(
@@ -359,7 +359,7 @@ merge_undo = Table(
     Column("to_user_id", Id, nullable=False, index=True),
     Column("merged_at", DateTime, nullable=False),
     Column("record", Text),
-    Column("moved", Text),
+    Column("kept", Text),
     Column("unmerged_run_id", String(64)),
     Column("unmerged_at", DateTime),
     UniqueConstraint("merge_run_id", "from_primary_id", name="uq_merge_undo_run_from"),

@@ -116,8 +116,7 @@ def merge(conn: Connection, pairs: pd.DataFrame, parameters: MergeParameters, ru
         for p in pairs.itertuples(index=False)
     ])
     # The undo record (tasks/db/undo_record.py): the From users as they are, before anything moves...
-    pair_ids = [(int(p.from_id), p.from_primary_id) for p in pairs.itertuples(index=False)]
-    records = undo_record.snapshot(conn, pair_ids)
+    undo_record.write_records(conn, run.run_id, run.now)
     moved = dict.fromkeys(KINDS, 0)
     for statement, kind in moves(conn, parameters.segments):
         rows = conn.execute(statement).rowcount
@@ -130,9 +129,8 @@ def merge(conn: Connection, pairs: pd.DataFrame, parameters: MergeParameters, ru
     if moved != expected:
         # The rules and the SQL disagree: roll the batch back rather than report a merge nobody previewed.
         raise RuntimeError(f"merge moved {moved}, the preview said {expected}; batch rolled back")
-    # ... and which of their rows moved: the ones the From users no longer hold.
-    undo_record.write(conn, run.run_id, run.now, pairs[["from_id", "from_primary_id", "to_id", "to_primary_id"]]
-                      .to_dict("records"), records, undo_record.not_moved(conn, pair_ids))
+    # ... and which of their rows did not move (they go with the From users).
+    undo_record.write_kept(conn, run.run_id)
     kinds = segment_kinds(parameters.segments)
     record_events(conn, run, "USER_MERGED", [
         {"user_id": int(p["to_id"]), "details": {

@@ -14,7 +14,7 @@ from tasks.db import schema
 from tasks.db.row_locks import lock_users
 from tasks.db.sql import sql_for
 from tasks.db.statements import in_list
-from tasks.db.undo_record import PREFERRED_COLUMNS, RECORD_KINDS, decode_row, table_of
+from tasks.db.undo_record import PREFERRED_COLUMNS, RECORD_KINDS, decode_row, moved_ids, table_of
 from tasks.engine.definition import JobRun
 from tasks.engine.parameters import named
 from tasks.engine.records import record_events
@@ -89,7 +89,7 @@ def _pair_facts(conn: Connection, run_id: str, chunk: pd.DataFrame, days: int) -
     undo = pd.DataFrame.from_records(
         [tuple(r) for r in conn.execute(sql_for(conn, "unmerge/select_undo_records"),
                                         {"run_id": run_id, "from_primary_ids": from_pids})],
-        columns=["undo_id", "from_primary_id", "from_user_id", "undo_to_user_id", "merged_at", "record", "moved",
+        columns=["undo_id", "from_primary_id", "from_user_id", "undo_to_user_id", "merged_at", "record", "kept",
                  "unmerged_run_id"])
     frame = frame.merge(undo, on="from_primary_id", how="left")
     frame["has_record"] = frame["record"].map(lambda v: isinstance(v, str))
@@ -106,7 +106,9 @@ def _pair_facts(conn: Connection, run_id: str, chunk: pd.DataFrame, days: int) -
     frame["primary_id_taken"] = frame["from_primary_id"].isin(taken_pids)
     frame["from_id_free"] = [pd.notna(i) and int(i) not in all_ids for i in frame["from_user_id"]]
 
-    records, moved = _records(frame, "record"), _records(frame, "moved")
+    records = _records(frame, "record")
+    moved = [moved_ids(rec, kept) for rec, kept in zip(records, _records(frame, "kept"))]
+    frame["moved"] = [json.dumps(m) for m in moved]
     # The identifiers the undo re-creates (those the merge did not move) must be free.
     wanted = [{(r["id_type"], r["value"]) for r in rec.get("rows", {}).get("identifiers", [])
                if r["id"] not in set(mv.get("identifiers", []))} for rec, mv in zip(records, moved)]
@@ -194,11 +196,11 @@ def _undo_pair(conn: Connection, p: Any, run: JobRun) -> tuple[int, dict[str, in
     recreated = dict.fromkeys(KINDS, 0)
     for kind in RECORD_KINDS:
         table = table_of(kind)
-        moved_ids = set(moved.get(kind, []))
+        moved_here = set(moved.get(kind, []))
         restore = (*PREFERRED_COLUMNS.get(kind, ()), *(("segment_type",) if part(kind).segment_typed else ()))
         for row in record["rows"].get(kind, []):
             values = decode_row(table, row)
-            if row["id"] in moved_ids:
+            if row["id"] in moved_here:
                 if kind == "proxied_by":
                     statement = (update(table).where(table.c.id == row["id"], table.c.proxy_for_primary_id == to_pid)
                                  .values(proxy_for_primary_id=from_pid))

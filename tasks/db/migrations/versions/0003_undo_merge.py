@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("to_user_id", Id, nullable=False),
         sa.Column("merged_at", sa.DateTime(), nullable=False),
         sa.Column("record", sa.Text(), nullable=True),
-        sa.Column("moved", sa.Text(), nullable=True),
+        sa.Column("kept", sa.Text(), nullable=True),
         sa.Column("unmerged_run_id", sa.String(length=64), nullable=True),
         sa.Column("unmerged_at", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(["merge_run_id"], ["job_runs.run_id"]),
