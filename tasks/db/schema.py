@@ -342,7 +342,7 @@ job_events = Table(
 # Anonymising a fee clears fee_id on the events that named it with its user (FEE_WAIVED, ...).
 Index("ix_job_events_fee_id", job_events.c.fee_id)
 
-# What an exact undo of one merged pair needs (Undo a merge, README "Undoing a merge"): the From user
+# What an exact undo of one merged pair needs (README, "The undo record" and "Undo a merge"): the From user
 # as it was (`record`: its row and every row of every part, as JSON) and which of those rows the merge
 # did not move to the To user (`kept`: row ids by kind). Personal data: `record` and `kept` are emptied
 # once the pair is unmerged, the row goes when the To user is purged, and housekeeping removes rows
