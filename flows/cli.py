@@ -318,6 +318,40 @@ def policy_set(level: str) -> int:
     return EXIT_OK
 
 
+@cli.group("undo-retention", help="How long a merge can be undone: its undo records are kept this many days.")
+def undo_retention_group() -> None:
+    pass
+
+
+@undo_retention_group.command("show", help="The retention period in days (default 30).")
+def undo_retention_show() -> int:
+    from tasks.library.undo_retention import get_retention_days
+
+    print(f"merges can be undone for {get_retention_days(_engine())} days")
+    return EXIT_OK
+
+
+@undo_retention_group.command("set", help="Set the retention period in days; it applies to every undo record "
+                                          "at once (older ones go with the next housekeeping run).")
+@click.argument("days", type=int)
+def undo_retention_set(days: int) -> int:
+    from tasks.library.undo_retention import set_retention_days
+
+    set_retention_days(_engine(), days)
+    print(f"merges can now be undone for {days} days")
+    return EXIT_OK
+
+
+@undo_retention_group.command("remove-expired", help="Remove the undo records past the retention period now "
+                                                     "(the nightly housekeeping flow does this).")
+def undo_retention_remove_expired() -> int:
+    from tasks.engine.records import utcnow
+    from tasks.library.undo_retention import remove_expired
+
+    print(f"removed {remove_expired(_engine(), utcnow())} expired undo records")
+    return EXIT_OK
+
+
 for _job in JOBS:
     cli.add_command(job_command(_job))
 

@@ -22,3 +22,10 @@ USER_IN_SEVERAL_PAIRS = "USER_IN_SEVERAL_PAIRS"
 USER_NOT_FOUND = "USER_NOT_FOUND"
 FROM_NOT_PATRON_ONLY = "FROM_NOT_PATRON_ONLY"
 COPY_AS_INTERNAL_REQUIRED = "COPY_AS_INTERNAL_REQUIRED"
+
+# Undo a merge
+ALREADY_UNMERGED = "ALREADY_UNMERGED"      # reported, never undone twice
+TO_USER_CHANGED = "TO_USER_CHANGED"        # the To user was purged or merged away since
+UNDO_EXPIRED = "UNDO_EXPIRED"              # the undo record is past retention (or removed): no undo
+PRIMARY_ID_TAKEN = "PRIMARY_ID_TAKEN"      # another user holds the From user's primary id now
+IDENTIFIER_TAKEN = "IDENTIFIER_TAKEN"      # another user holds an identifier the From user must get back

@@ -341,3 +341,27 @@ job_events = Table(
 )
 # Anonymising a fee clears fee_id on the events that named it with its user (FEE_WAIVED, ...).
 Index("ix_job_events_fee_id", job_events.c.fee_id)
+
+# What an exact undo of one merged pair needs (README, "The undo record" and "Undo a merge"): the From user
+# as it was (`record`: its row and every row of every part, as JSON) and which of those rows the merge
+# did not move to the To user (`kept`: row ids by kind). Personal data: `record` and `kept` are emptied
+# once the pair is unmerged, the row goes when the To user is purged, and housekeeping removes rows
+# older than the retention period (setting `merge_undo_retention_days`, default 30).
+merge_undo = Table(
+    "merge_undo",
+    metadata,
+    _pk(),
+    Column("merge_run_id", String(64), ForeignKey("job_runs.run_id"), nullable=False),
+    Column("from_primary_id", String(255), nullable=False),
+    Column("from_user_id", Id, nullable=False),
+    Column("to_primary_id", String(255), nullable=False),
+    # No foreign key: the To user may be merged away or purged; unmerge then refuses the pair.
+    Column("to_user_id", Id, nullable=False, index=True),
+    Column("merged_at", DateTime, nullable=False),
+    Column("record", Text),
+    Column("kept", Text),
+    Column("unmerged_run_id", String(64)),
+    Column("unmerged_at", DateTime),
+    UniqueConstraint("merge_run_id", "from_primary_id", name="uq_merge_undo_run_from"),
+)
+Index("ix_merge_undo_merged_at", merge_undo.c.merged_at)

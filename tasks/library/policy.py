@@ -95,6 +95,8 @@ def apply_policy(conn: Connection, level: str, user_ids: Sequence[int], purged_a
     if not ids:
         return []
     primary_ids = dict(conn.execute(sql_for(conn, "policy/select_primary_ids"), {"ids": ids}).all())
+    # Whatever the level: the person is not kept in the undo record of a merge into them.
+    conn.execute(sql_for(conn, "policy/delete_merge_undo_records"), {"ids": ids})
 
     def delete_proxies(of: list[int]) -> None:
         named = [primary_ids[i] for i in of if i in primary_ids] or ["-"]

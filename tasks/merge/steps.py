@@ -20,6 +20,7 @@ from tasks.engine.selection import read_chunks
 from tasks.errors import InvalidInput
 from tasks.merge.pairs_file import read_pairs_csv
 from tasks.merge.parameters import MergeParameters
+from tasks.db import undo_record
 from tasks.db.statements import move_to_user, pair_map
 from tasks.merge.rules import KINDS, PARTS, decide_merge, moved_totals, pair_facts, pair_table, segment_kinds
 from tasks.reasons import CHANGED_SINCE_SELECTION
@@ -114,6 +115,8 @@ def merge(conn: Connection, pairs: pd.DataFrame, parameters: MergeParameters, ru
          "to_primary_id": p.to_primary_id, "segment_type": p.segment_type}
         for p in pairs.itertuples(index=False)
     ])
+    # The undo record (tasks/db/undo_record.py): the From users as they are, before anything moves...
+    undo_record.write_records(conn, run.run_id, run.now)
     moved = dict.fromkeys(KINDS, 0)
     for statement, kind in moves(conn, parameters.segments):
         rows = conn.execute(statement).rowcount
@@ -126,6 +129,8 @@ def merge(conn: Connection, pairs: pd.DataFrame, parameters: MergeParameters, ru
     if moved != expected:
         # The rules and the SQL disagree: roll the batch back rather than report a merge nobody previewed.
         raise RuntimeError(f"merge moved {moved}, the preview said {expected}; batch rolled back")
+    # ... and which of their rows did not move (they go with the From users).
+    undo_record.write_kept(conn, run.run_id)
     kinds = segment_kinds(parameters.segments)
     record_events(conn, run, "USER_MERGED", [
         {"user_id": int(p["to_id"]), "details": {
