@@ -22,3 +22,7 @@ USER_IN_SEVERAL_PAIRS = "USER_IN_SEVERAL_PAIRS"
 USER_NOT_FOUND = "USER_NOT_FOUND"
 FROM_NOT_PATRON_ONLY = "FROM_NOT_PATRON_ONLY"
 COPY_AS_INTERNAL_REQUIRED = "COPY_AS_INTERNAL_REQUIRED"
+
+# Find Duplicate Users (a pair left out of the review queue)
+REJECTED_BEFORE = "REJECTED_BEFORE"        # a person rejected this pair: never proposed again
+ALREADY_IN_QUEUE = "ALREADY_IN_QUEUE"      # proposed, accepted or merged already
