@@ -106,7 +106,9 @@ def propose(pairs: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
     out = froms.set_index("from_id").join(best[["match_probability", "evidence", "direct", "b",
                                                 *[c for c in WORD_COLUMNS if c in best]]])
     out = out.reset_index()
-    out["linked_through"] = np.where(out["direct"], None, out["b"].map(facts["primary_id"]))
+    through = out["b"].map(facts["primary_id"])
+    out["linked_through"] = pd.Series([None if d else t for d, t in zip(out["direct"], through)],
+                                      index=out.index, dtype=object)
     out["probability"] = out["match_probability"].astype(float)
     for side, ids in (("from", out["from_id"]), ("to", out["to_id"])):
         for c in FACT_COLUMNS:

@@ -159,13 +159,13 @@ def queue_pairs(conn: Connection, pairs: pd.DataFrame, parameters: DuplicatesPar
 
 def export_rows(decided: pd.DataFrame) -> pd.DataFrame:
     """The export's columns: from_user,to_user first (what `merge --pairs` reads), then EXPORT_COLUMNS
-    and the scorer's word per field. Pairs rejected before are not in it (they are not proposed)."""
+    (tasks/library/review_queue.py). Pairs rejected before are not in it (they are not proposed)."""
     frame = decided.rename(columns={"from_primary_id": "from_user", "to_primary_id": "to_user"})
     frame["cluster"] = frame["cluster"].astype("int64")
     frame["probability"] = frame["probability"].map(lambda p: f"{p:.4f}")
     frame["evidence"] = [e if t is None or t != t else f"{e} (linked through {t})"
                          for e, t in zip(frame["evidence"], frame["linked_through"])]
-    return frame[["from_user", "to_user", *EXPORT_COLUMNS, "direction", *WORD_COLUMNS]]
+    return frame[["from_user", "to_user", *EXPORT_COLUMNS]]
 
 
 def write_export(path: str, decided: pd.DataFrame) -> None:

@@ -22,11 +22,17 @@ PROPOSED, ACCEPTED, REJECTED, MERGED = "proposed", "accepted", "rejected", "merg
 STATUSES = (PROPOSED, ACCEPTED, REJECTED, MERGED)
 REVIEWABLE = (PROPOSED, ACCEPTED, REJECTED)
 
-# The columns of `find-duplicates --export` after from_user,to_user. Merge Users' pairs-file reader
-# accepts them as they are (and ignores them, apart from merge_round with --round).
-EXPORT_COLUMNS = ("probability", "merge_round", "cluster", "merge_refusal", "evidence")
-# The review CSV (`duplicates list --csv`, `duplicates review FILE`): `decision` is filled in by a person.
-REVIEW_COLUMNS = ("pair_id", "decision", "from_user", "to_user", "status", *EXPORT_COLUMNS, "review_note")
+# The columns of `find-duplicates --export` after from_user,to_user: the probability, the pair's round
+# in its cluster, the cluster, why Merge Users would refuse it, the evidence, which direction rule
+# chose the To user, and the scorer's word per field. Merge Users' pairs-file reader accepts them as
+# they are (and ignores them, apart from merge_round with --round).
+EXPORT_COLUMNS = ("probability", "merge_round", "cluster", "merge_refusal", "evidence", "direction",
+                  "first_name", "last_name", "middle_name", "birth_date", "email", "phone", "postal_code",
+                  "identifiers")
+# The review CSV (`duplicates list --csv FILE`, `duplicates review FILE`): a person fills in `decision`
+# (accept, reject, or empty to leave the pair as it is) in a spreadsheet.
+REVIEW_COLUMNS = ("pair_id", "decision", "status", "from_user", "to_user", "probability", "merge_round",
+                  "merge_refusal", "evidence", "review_note")
 
 IN_CHUNK = 500
 
