@@ -19,7 +19,7 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from tasks.db.row_locks import lock_users
-from tasks.db.sql import sql_for
+from tasks.db.statements import LIST_SEPARATOR, users_to_scan
 from tasks.duplicates.linkage import find_duplicate_pairs
 from tasks.duplicates.parameters import DuplicatesParameters
 from tasks.duplicates.rules import FACT_COLUMNS, WORD_COLUMNS, decide_proposals, drop_rejected, propose
@@ -31,7 +31,6 @@ from tasks.library.codes import require_codes
 from tasks.library.review_queue import EXPORT_COLUMNS, add_proposed, known_pairs, statuses_of
 from tasks.reasons import REJECTED_BEFORE
 
-SEPARATOR = "\x1f"               # what sql/duplicates/select_users.sql puts between a list's values
 USERS_PER_FACTS_SELECT = 500
 TOP_PAIRS_IN_REPORT = 25
 
@@ -57,12 +56,12 @@ def validate(conn: Connection, parameters: DuplicatesParameters) -> None:
 
 
 def scan_input(chunk: pd.DataFrame) -> pd.DataFrame:
-    """A chunk of sql/duplicates/select_users as the scorer takes it: lists as lists, dates as dates."""
+    """A chunk of users_to_scan (tasks/db/statements.py) as the scorer takes it: lists as lists, dates as dates."""
     out = chunk.copy()
     out["user_id"] = out["user_id"].astype("int64")
     out["birth_date"] = pd.to_datetime(out["birth_date"], errors="coerce")
     for column in ("emails", "phones", "postal_codes", "identifiers"):
-        out[column] = [v.split(SEPARATOR) if isinstance(v, str) and v else [] for v in out[column]]
+        out[column] = [v.split(LIST_SEPARATOR) if isinstance(v, str) and v else [] for v in out[column]]
     return out
 
 
@@ -98,7 +97,7 @@ def with_current_state(conn: Connection, proposals: pd.DataFrame) -> pd.DataFram
 
 def scan(conn: Connection, parameters: DuplicatesParameters, run: JobRun) -> Scan:
     groups = list(parameters.user_groups)
-    chunks = read_chunks(conn, "duplicates/select_users",
+    chunks = read_chunks(conn, users_to_scan(),
                          {"all_groups": 0 if groups else 1, "groups": groups or [""]})
     users = pd.concat([scan_input(c) for c in chunks], ignore_index=True)
     if len(users) < 2:

@@ -4,7 +4,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0002"  # rebased on main, which holds 0002; the lead re-chains after 0003
 branch_labels = None
 depends_on = None
 
