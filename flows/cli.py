@@ -231,6 +231,100 @@ def demo_data_command(users: str, seed: str) -> int:
     return EXIT_OK
 
 
+@cli.command("noisy-library", help="Fill an empty database with a realistic noisy library for Find Duplicate "
+                                   "Users (duplicates and look-alikes; the truth in table noisy_truth).")
+@click.option("--people", required=True, metavar="N", help="How many people (about 3% get duplicate records).")
+@click.option("--seed", default="1", metavar="S", show_default=True, help="The random seed.")
+@click.option("--mix", default="default", type=click.Choice(["default", "hard"]), show_default=True,
+              help="default: the tuning mix; hard: more and combined corruptions, 5% duplicated.")
+def noisy_library_command(people: str, seed: str, mix: str) -> int:
+    from tasks.devtools.noisy.load import make_noisy_library
+
+    truth = make_noisy_library(_engine(), _whole_number("--people", people, minimum=1),
+                               _whole_number("--seed", seed), mix)
+    print(json.dumps({"users": len(truth), "people": int(truth["person_id"].nunique())}))
+    return EXIT_OK
+
+
+@cli.group("duplicates", help="The review queue of Find Duplicate Users: list, accept, reject, review a CSV.")
+def duplicates_group() -> None:
+    pass
+
+
+def _pair_ids(values: tuple[str, ...]) -> list[int]:
+    if not values:
+        raise InvalidInput("give at least one PAIR_ID (python -m flows duplicates list)")
+    return [_whole_number("PAIR_ID", v, minimum=1) for v in values]
+
+
+def _review(status: str, pair_ids: list[int], by: str | None, note: str | None) -> int:
+    from tasks.db.engine import write_transaction
+    from tasks.engine.records import utcnow
+    from tasks.library.review_queue import review
+
+    with write_transaction(_engine()) as conn:
+        result = review(conn, pair_ids, status, by=by or os.environ.get("USER"), note=note, now=utcnow())
+    for pair_id, what in result.items():
+        print(f"pair {pair_id}: {what}")
+    return EXIT_OK if all(w == status for w in result.values()) else EXIT_INVALID
+
+
+@duplicates_group.command("list", help="The pairs in the queue, best first (or write them as a review CSV).")
+@click.option("--status", multiple=True, type=click.Choice(["proposed", "accepted", "rejected", "merged"]),
+              help="Only pairs of this status (repeatable). Default: every pair.")
+@click.option("--csv", "csv_file", metavar="FILE.csv",
+              help="Write a review CSV: fill in `decision` (accept/reject) and give it to `duplicates review`.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of pairs, for scripts.")
+def duplicates_list(status: tuple[str, ...], csv_file: str | None, as_json: bool) -> int:
+    from tasks.db.engine import read_connection
+    from tasks.duplicates.review import write_review_csv
+    from tasks.library.review_queue import list_pairs
+
+    with read_connection(_engine()) as conn:
+        queue = list_pairs(conn, list(status))
+    if csv_file:
+        print(f"wrote {write_review_csv(csv_file, queue):,} pairs to {csv_file}")
+        return EXIT_OK
+    if as_json:
+        print(queue.to_json(orient="records", date_format="iso"))
+        return EXIT_OK
+    for p in queue.itertuples(index=False):
+        print(f"{p.pair_id:>6}  {p.status:<8}  {p.from_primary_id} -> {p.to_primary_id}  {p.probability:.4f}  "
+              f"round {p.merge_round}{'  merge would refuse: ' + p.merge_refusal if p.merge_refusal else ''}  "
+              f"{p.evidence}")
+    return EXIT_OK
+
+
+@duplicates_group.command("accept", help="Accept pairs: `merge --from-queue` merges them.")
+@click.argument("pair_ids", nargs=-1, metavar="PAIR_ID...")
+@click.option("--by", metavar="NAME", help="Who reviewed (default: $USER).")
+@click.option("--note", metavar="TEXT", help="A note kept with the pairs.")
+def duplicates_accept(pair_ids: tuple[str, ...], by: str | None, note: str | None) -> int:
+    return _review("accepted", _pair_ids(pair_ids), by, note)
+
+
+@duplicates_group.command("reject", help="Reject pairs: they are never proposed again.")
+@click.argument("pair_ids", nargs=-1, metavar="PAIR_ID...")
+@click.option("--by", metavar="NAME", help="Who reviewed (default: $USER).")
+@click.option("--note", metavar="TEXT", help="A note kept with the pairs.")
+def duplicates_reject(pair_ids: tuple[str, ...], by: str | None, note: str | None) -> int:
+    return _review("rejected", _pair_ids(pair_ids), by, note)
+
+
+@duplicates_group.command("review", help="Apply a review CSV (`duplicates list --csv`, decision filled in).")
+@click.argument("csv_file", metavar="FILE.csv")
+@click.option("--by", metavar="NAME", help="Who reviewed (default: $USER).")
+def duplicates_review(csv_file: str, by: str | None) -> int:
+    from tasks.duplicates.review import read_review_csv
+
+    decisions = read_review_csv(csv_file)
+    code = EXIT_OK
+    for status, ids in decisions.items():
+        if ids:
+            code = max(code, _review(status, ids, by, None))
+    return code
+
+
 @cli.command("history", help="Past job runs, newest first, with their parameters and counts.")
 @click.option("--job", metavar="NAME", help="Only runs of this job (e.g. purge-user-records).")
 @click.option("--limit", default="20", metavar="N", show_default=True, help="How many runs to show.")

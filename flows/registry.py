@@ -3,6 +3,7 @@ from it."""
 from prefect import Flow
 
 from flows.anonymize_loans import anonymize_loan_history
+from flows.find_duplicates import find_duplicate_users
 from flows.merge_users import merge_users
 from flows.purge_users import purge_user_records
 from flows.unmerge_users import unmerge_users
@@ -10,7 +11,7 @@ from flows.waive_fines import bulk_fine_waiving
 from tasks.engine.definition import JobDefinition
 
 FLOWS: tuple[Flow, ...] = (purge_user_records, bulk_fine_waiving, merge_users, anonymize_loan_history,
-                          unmerge_users)
+                          unmerge_users, find_duplicate_users)
 JOBS: tuple[JobDefinition, ...] = tuple(f.job for f in FLOWS)
 
 

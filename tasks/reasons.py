@@ -29,3 +29,6 @@ TO_USER_CHANGED = "TO_USER_CHANGED"        # the To user was purged or merged aw
 UNDO_EXPIRED = "UNDO_EXPIRED"              # the undo record is past retention (or removed): no undo
 PRIMARY_ID_TAKEN = "PRIMARY_ID_TAKEN"      # another user holds the From user's primary id now
 IDENTIFIER_TAKEN = "IDENTIFIER_TAKEN"      # another user holds an identifier the From user must get back
+# Find Duplicate Users (a pair left out of the review queue)
+REJECTED_BEFORE = "REJECTED_BEFORE"        # a person rejected this pair: never proposed again
+ALREADY_IN_QUEUE = "ALREADY_IN_QUEUE"      # proposed, accepted or merged already

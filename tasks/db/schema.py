@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -365,3 +366,36 @@ merge_undo = Table(
     UniqueConstraint("merge_run_id", "from_primary_id", name="uq_merge_undo_run_from"),
 )
 Index("ix_merge_undo_merged_at", merge_undo.c.merged_at)
+# The review queue of Find Duplicate Users: one row per unordered pair of records (user_id_a <
+# user_id_b) ever proposed, whatever became of it. A person accepts or rejects a proposed pair; a
+# rejected pair is never proposed again; Merge Users marks the pair it merged. No foreign keys to
+# users: the From user is deleted by the merge, and the row must keep saying what was merged.
+duplicate_pairs = Table(
+    "duplicate_pairs",
+    metadata,
+    Column("pair_id", Id, primary_key=True, autoincrement=True),
+    Column("user_id_a", Id, nullable=False),
+    Column("user_id_b", Id, nullable=False),
+    Column("from_user_id", Id, nullable=False),
+    Column("to_user_id", Id, nullable=False),
+    Column("from_primary_id", String(255), nullable=False),
+    Column("to_primary_id", String(255), nullable=False),
+    Column("probability", Float, nullable=False),
+    Column("evidence", Text),
+    # The reason Merge Users would refuse the pair as proposed (PROTECTED, FROM_NOT_PATRON_ONLY, ...).
+    Column("merge_refusal", String(64)),
+    # A cluster of N records is N-1 pairs into one To user; round k is its k-th pair (merge takes one per To per run).
+    Column("merge_round", Integer, nullable=False, server_default="1"),
+    Column("status", String(16), nullable=False, server_default="proposed"),
+    Column("proposed_by_run", String(64), nullable=False),
+    Column("proposed_at", DateTime, nullable=False),
+    Column("reviewed_by", String(255)),
+    Column("reviewed_at", DateTime),
+    Column("review_note", Text),
+    Column("merged_by_run", String(64)),
+    Column("merged_at", DateTime),
+    CheckConstraint("status IN ('proposed', 'accepted', 'rejected', 'merged')", name="duplicate_pairs_status"),
+    CheckConstraint("user_id_a < user_id_b", name="duplicate_pairs_ordered"),
+    UniqueConstraint("user_id_a", "user_id_b", name="uq_duplicate_pairs_users"),
+)
+Index("ix_duplicate_pairs_status", duplicate_pairs.c.status)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import (BigInteger, Column, Integer, MetaData, String, Table, bindparam, delete, null, select,
+from sqlalchemy import (BigInteger, Column, Integer, MetaData, String, Table, bindparam, delete, func, null, select,
                         update)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -235,3 +235,40 @@ def unlink_from_users(table_name: str, rows: ColumnElement[bool] | None = None):
     return (update(table)
             .where(u.c.id == table.c.user_id, in_list(table.c.id) if rows is None else rows, still_closed)
             .values(**values))
+
+
+# What separates one value of a list from the next in users_to_scan (the unit separator).
+LIST_SEPARATOR = "\x1f"
+
+
+def users_to_scan():
+    """Find Duplicate Users' selection: every user not purged, with what identifies a person (names,
+    birth date, group, account type) and the lists (emails, phones, postal codes, identifiers as
+    TYPE:value) aggregated by the database, values separated by LIST_SEPARATOR: `group_concat` on
+    SQLite, `string_agg` on PostgreSQL (SQLAlchemy's aggregate_strings renders each). Parameters:
+    :all_groups (1: every group), :groups (user-group codes)."""
+    u = schema.users
+
+    def listed(table: Table, value: ColumnElement[Any], label: str, where=None):
+        stmt = select(table.c.user_id, func.aggregate_strings(value, LIST_SEPARATOR).label(label))
+        if where is not None:
+            stmt = stmt.where(where)
+        return stmt.group_by(table.c.user_id).subquery(label)
+
+    a = schema.user_addresses
+    i = schema.user_identifiers
+    lists = [
+        listed(schema.user_emails, schema.user_emails.c.email_address, "emails"),
+        listed(schema.user_phones, schema.user_phones.c.phone_number, "phones"),
+        listed(a, a.c.postal_code, "postal_codes", (a.c.postal_code.is_not(None)) & (a.c.postal_code != "")),
+        listed(i, i.c.id_type + ":" + i.c.value, "identifiers"),
+    ]
+    source = u
+    for sub in lists:
+        source = source.outerjoin(sub, sub.c.user_id == u.c.id)
+    return (select(u.c.id.label("user_id"), u.c.primary_id, u.c.first_name, u.c.middle_name, u.c.last_name,
+                   u.c.birth_date, u.c.user_group, u.c.account_type, *(sub.c[sub.name] for sub in lists))
+            .select_from(source)
+            .where(u.c.purged_at.is_(None))
+            .where((bindparam("all_groups") == 1) | in_list(u.c.user_group, "groups"))
+            .order_by(u.c.id))

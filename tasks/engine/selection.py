@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Executable
 
 from tasks.db.engine import get_engine, read_connection
 from tasks.engine.definition import JobDefinition, JobRun
@@ -18,11 +18,13 @@ from tasks.db.sql import sql_for
 SELECT_CHUNK_ROWS = 50_000
 
 
-def read_chunks(conn: Connection, name: str, params: dict[str, Any],
+def read_chunks(conn: Connection, name: str | Executable, params: dict[str, Any],
                 chunksize: int = SELECT_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
-    """Run the statement `name` from sql/ and yield its rows as DataFrames of at most `chunksize`.
-    On PostgreSQL a server-side cursor keeps the whole result out of client memory."""
-    result = conn.execute(sql_for(conn, name), params,
+    """Run the statement `name` from sql/ (or a statement of tasks/db/statements.py) and yield its rows
+    as DataFrames of at most `chunksize`. On PostgreSQL a server-side cursor keeps the whole result out
+    of client memory."""
+    statement = sql_for(conn, name) if isinstance(name, str) else name
+    result = conn.execute(statement, params,
                           execution_options={"stream_results": True, "yield_per": chunksize})
     columns = list(result.keys())
     yielded = False

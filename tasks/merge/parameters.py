@@ -46,6 +46,17 @@ class MergeParameters(JobParameters):
         description="A CSV file of pairs (columns from_user,to_user and optional copy_as_internal), "
                     "read where the flow runs.",
     )
+    merge_round: Annotated[int | None, Cli("--round", metavar="K")] = Field(
+        default=None, ge=1, title="Round",
+        description="With a pairs file that find-duplicates --export wrote: merge only the pairs of this round "
+                    "(a cluster of N records is N-1 pairs into one To user, rounds 1 to N-1; run round 1, then 2, ...).",
+    )
+    from_queue: bool = Field(
+        default=False, title="From the review queue",
+        description="Merge the pairs accepted in the review queue of Find Duplicate Users: at most one pair per "
+                    "To user per run (a cluster's pairs are merged one run after another); merged pairs are "
+                    "marked merged in the queue.",
+    )
     pairs: Annotated[list[MergePair], Cli(hidden=True)] = Field(
         default_factory=list, title="Pairs",
         description="Pairs to merge: From (the duplicate, deleted) into To (kept).",

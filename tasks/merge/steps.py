@@ -3,6 +3,7 @@ pairs with one set-based statement per kind. The rules that decide which pairs m
 moves are in tasks/merge/rules.py; the clash rules' SQL in sql/merge/."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -18,8 +19,9 @@ from tasks.engine.records import record_events
 from tasks.engine.report import table
 from tasks.engine.selection import read_chunks
 from tasks.errors import InvalidInput
+from tasks.library.review_queue import accepted_for_merge, mark_merged
 from tasks.merge.pairs_file import read_pairs_csv
-from tasks.merge.parameters import MergeParameters
+from tasks.merge.parameters import MergePair, MergeParameters
 from tasks.db import undo_record
 from tasks.db.statements import move_to_user, pair_map
 from tasks.merge.rules import KINDS, PARTS, decide_merge, moved_totals, pair_facts, pair_table, segment_kinds
@@ -40,13 +42,32 @@ def prepare(parameters: MergeParameters) -> MergeParameters:
     single = parameters.single_pair()
     if single is not None and parameters.pairs_file:
         raise InvalidInput(f"give either {from_}/{to} or {named('pairs_file')}, not both")
+    if parameters.merge_round is not None and not parameters.pairs_file:
+        raise InvalidInput(f"{named('merge_round')} goes with {named('pairs_file')} (a file find-duplicates --export wrote)")
     if parameters.pairs_file:
-        parameters._file_pairs = read_pairs_csv(parameters.pairs_file)
+        parameters._file_pairs = read_pairs_csv(parameters.pairs_file, parameters.merge_round)
+    if parameters.from_queue:
+        parameters._file_pairs = _accepted_queue_pairs(parameters, single)
     if not parameters.all_pairs():
         raise InvalidInput(f"no pairs to merge: give {from_} and {to}, or {named('pairs_file')}")
     if single is not None:
         _check_single_pair(single.from_user, single.to_user)
     return parameters
+
+
+def _accepted_queue_pairs(parameters: MergeParameters, single) -> list[MergePair]:
+    """The accepted pairs of the review queue this run merges (one per To user: review_queue.py)."""
+    if single is not None or parameters.pairs_file:
+        raise InvalidInput(f"give one of {named('from_user')}/{named('to_user')}, {named('pairs_file')} "
+                           f"or {named('from_queue')}")
+    with read_connection(get_engine()) as conn:
+        taken, waiting = accepted_for_merge(conn)
+    if taken.empty:
+        raise InvalidInput("the review queue holds no accepted pairs (python -m flows duplicates list)")
+    if waiting:
+        logging.getLogger(__name__).info("%s accepted pairs wait for a later run: their To user is in a pair of this run",
+                              f"{waiting:,}")
+    return [MergePair(from_user=p.from_primary_id, to_user=p.to_primary_id) for p in taken.itertuples(index=False)]
 
 
 def _check_single_pair(from_user: str, to_user: str) -> None:
@@ -145,7 +166,14 @@ def merge(conn: Connection, pairs: pd.DataFrame, parameters: MergeParameters, ru
     conn.execute(sql_for(conn, "merge/delete_proxies_for_from_users"))
     conn.execute(sql_for(conn, "merge/delete_from_users"))
     pair_map.drop(conn)
+    mark_queue_merged(conn, pairs, run)
     return {"merged": len(pairs), "moved": moved}
+
+
+def mark_queue_merged(conn: Connection, pairs: pd.DataFrame, run: JobRun) -> None:
+    """Pairs of the review queue (Find Duplicate Users) that this batch merged are marked merged,
+    whichever way the pairs were given (queue, file, From/To), in the batch's transaction."""
+    mark_merged(conn, [(int(p.from_id), int(p.to_id)) for p in pairs.itertuples(index=False)], run.run_id, run.now)
 
 
 def shape_summary(summary: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Find Duplicate Users."""
