@@ -42,10 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("load", help="load users in the Alma user format")
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--attach-to", metavar="PRIMARY_ID",
+                   help="the files are Alma loans, fees or requests responses: attach their items to this user")
 
     p = sub.add_parser("export", help="print users in the Alma user format")
     p.add_argument("primary_ids", nargs="*", metavar="PRIMARY_ID")
     p.add_argument("--all", action="store_true", help="every user, as JSON Lines")
+    p.add_argument("--format", choices=["json", "xml"], default="json", help="JSON (default) or Alma's XML")
 
     p = sub.add_parser("demo-data", help="fill the database with a deterministic demo library")
     p.add_argument("--users", required=True, metavar="N")
@@ -153,7 +156,7 @@ def cmd_init_db(args) -> int:
 def cmd_load(args) -> int:
     from tasks.alma.load import load_files
 
-    counts = load_files(_engine(), args.files)
+    counts = load_files(_engine(), args.files, attach_to=args.attach_to)
     print(json.dumps(counts))
     return EXIT_OK
 
@@ -166,7 +169,7 @@ def cmd_export(args) -> int:
         raise InvalidInput("give either PRIMARY_ID… or --all, not both")
     if not args.all and not args.primary_ids:
         raise InvalidInput("give at least one PRIMARY_ID, or --all")
-    export_users(_engine(), None if args.all else args.primary_ids, sys.stdout)
+    export_users(_engine(), None if args.all else args.primary_ids, sys.stdout, fmt=args.format)
     return EXIT_OK
 
 

@@ -43,6 +43,13 @@ def _owner(nullable: bool = False) -> Column:
     return Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=nullable, index=True)
 
 
+def _extra() -> Column:
+    # What an Alma record carries beyond the typed columns (fields outside the format's spec, and the
+    # exact form of a typed field the column cannot hold, such as a null boolean): a JSON object as
+    # text, NULL when there is nothing. See tasks/alma/format.py.
+    return Column("extra", Text)
+
+
 def _segment_type() -> Column:
     return Column("segment_type", String(8), CheckConstraint("segment_type IN ('Internal', 'External')"))
 
@@ -81,7 +88,8 @@ users = Table(
     Column("last_name", String(255)),
     Column("user_group", String(64)),
     Column("record_type", String(16)),
-    Column("account_type", String(16), nullable=False, server_default="EXTERNAL"),
+    # NULL when the record did not say (a brief Alma user); merge treats it as EXTERNAL.
+    Column("account_type", String(16)),
     Column("status", String(16)),
     Column("expiry_date", Date),
     Column("purge_date", Date),
@@ -91,6 +99,7 @@ users = Table(
     # Set when the purge job removed the user; the row then holds only what the policy keeps.
     Column("purged_at", DateTime),
     Column("purge_policy", String(32)),
+    _extra(),
     CheckConstraint("account_type IN ('INTERNAL', 'EXTERNAL')", name="users_account_type"),
 )
 Index("ix_users_purge_date", users.c.purge_date)
@@ -102,6 +111,7 @@ user_identifiers = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("id_type", String(64), nullable=False),
     Column("value", String(255), nullable=False),
     Column("status", String(16)),
@@ -115,6 +125,7 @@ user_addresses = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("line1", String(255)),
     Column("line2", String(255)),
     Column("line3", String(255)),
@@ -138,6 +149,7 @@ user_emails = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("email_address", String(255), nullable=False),
     Column("description", Text),
     Column("email_types", String(255)),
@@ -150,6 +162,7 @@ user_phones = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("phone_number", String(64), nullable=False),
     Column("phone_types", String(255)),
     Column("preferred", Boolean, nullable=False, server_default="0"),
@@ -162,6 +175,7 @@ user_notes = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("note_type", String(64)),
     Column("note_text", Text),
     Column("user_viewable", Boolean, nullable=False, server_default="0"),
@@ -176,6 +190,7 @@ user_attachments = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("file_name", String(255), nullable=False),
     Column("type", String(128)),
     Column("notes", Text),
@@ -187,6 +202,7 @@ user_roles = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("role_type", String(16), nullable=False),
     Column("scope", String(64), nullable=False, server_default=""),
     Column("status", String(16)),
@@ -198,6 +214,7 @@ user_blocks = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("block_type", String(64)),
     Column("block_description", String(64)),
     Column("block_status", String(16)),
@@ -213,6 +230,7 @@ user_statistics = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("statistic_category", String(64)),
     Column("category_type", String(64)),
     Column("statistic_note", Text),
@@ -225,6 +243,7 @@ user_proxies = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("proxy_for_primary_id", String(255), nullable=False, index=True),
 )
 
@@ -234,6 +253,7 @@ loans = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("loan_id", String(64), nullable=False, unique=True),
     Column("item_barcode", String(64)),
     Column("title", Text),
@@ -252,6 +272,7 @@ requests = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("request_id", String(64), nullable=False, unique=True),
     Column("request_type", String(32)),
     Column("request_status", String(16), nullable=False),
@@ -266,6 +287,7 @@ fees = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("fee_id", String(64), nullable=False, unique=True),
     Column("fee_type", String(64), nullable=False),
     Column("status", String(16), nullable=False),
@@ -277,7 +299,9 @@ fees = Table(
     Column("barcode", String(64)),
     Column("title", Text),
     CheckConstraint("status IN ('ACTIVE', 'CLOSED', 'INDISPUTE')", name="fees_status"),
-    CheckConstraint("balance_minor >= 0", name="fees_balance_not_negative"),
+    # A CREDIT fee carries negative amounts, as Alma sends it; every other fee is owed (>= 0).
+    CheckConstraint("(fee_type = 'CREDIT' AND balance_minor <= 0 AND original_amount_minor <= 0)"
+                    " OR (fee_type <> 'CREDIT' AND balance_minor >= 0)", name="fees_balance_sign"),
 )
 Index("ix_fees_active", fees.c.user_id, fees.c.status)
 
@@ -288,6 +312,7 @@ fee_transactions = Table(
     metadata,
     _pk(),
     Column("fee_id", Id, ForeignKey("fees.id", ondelete="CASCADE"), nullable=False, index=True),
+    _extra(),
     Column("type", String(32), nullable=False),
     Column("amount_minor", Money, nullable=False),
     Column("reason", String(64)),
