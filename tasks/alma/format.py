@@ -304,6 +304,7 @@ def _text(max_length: int | None) -> Callable[[Any, dict], str]:
             raise Bad("is not valid UTF-8 text")
         return value
 
+    check.max_length = max_length
     return check
 
 
@@ -412,6 +413,7 @@ def _code(max_length: int, choices: tuple[str, ...], required: bool, table: str 
             raise AsLoaded(value)  # more than value and desc
         return value
 
+    check.max_length, check.table, check.choices = limit, table, choices
     return check
 
 
@@ -535,39 +537,88 @@ def _json_default(value: Any) -> Any:
 _dump_extra = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default).encode
 
 
+def _compile(plan_steps: tuple, name: str) -> Callable:
+    """The field loop of to_row as straight-line Python, one block per field with an inline fast path
+    for the common well-formed value (a short ASCII string, a bool, a UTC time, a plain code): at
+    100,000 users a generic loop over the steps cost more than all the rest of the load. The slow path
+    is the field's check function, which also words every refusal."""
+    env: dict[str, Any] = {"Bad": Bad, "AsLoaded": AsLoaded, "_fromiso": dt.datetime.fromisoformat, "_note": _note}
+    lines = [f"def fields_{name}(obj, found, problems, where):",
+             "    get = obj.get", "    row = {}", "    typed = None"]
+
+    def slow(n: int, fn: str, col: str, pad: str) -> list[str]:
+        return [f"{pad}try:",
+                f"{pad}    row[{col}] = C{n}(v, found)",
+                f"{pad}except AsLoaded as kept:",
+                f"{pad}    row[{col}] = kept.column",
+                f"{pad}    typed = typed or {{}}",
+                f"{pad}    typed[{fn}] = v",
+                f"{pad}except Bad as bad:",
+                f"{pad}    problems.append((where + {fn}, str(bad)))"]
+
+    for n, (field_name, column, kind, check, required, default) in enumerate(plan_steps):
+        env[f"C{n}"], env[f"D{n}"] = check, default
+        fn, col = repr(field_name), repr(column)
+        lines.append(f"    v = get({fn})")
+        lines.append("    if v is None:")
+        if required:
+            lines.append(f"        problems.append((where + {fn}, 'is required'))")
+        lines.append(f"        row[{col}] = D{n}")
+        if default is not None:
+            lines.append(f"        if {fn} in obj:")
+            lines.append("            typed = typed or {}")
+            lines.append(f"            typed[{fn}] = None")
+        max_length = getattr(check, "max_length", None)
+        if kind == TEXT:
+            bound = f" and len(v) <= {max_length}" if max_length is not None else ""
+            lines.append(f"    elif v.__class__ is str{bound} and v.isascii() and '\\x00' not in v:")
+            lines.append(f"        row[{col}] = v")
+        elif kind == BOOL:
+            lines.append("    elif v is True or v is False:")
+            lines.append(f"        row[{col}] = v")
+        elif kind == TIME:
+            lines.append("    elif v.__class__ is str and len(v) == 20 and v[19] == 'Z' and v[10] == 'T':")
+            lines.append("        try:")
+            lines.append(f"            row[{col}] = _fromiso(v[:19])")
+            lines.append("        except ValueError:")
+            lines += slow(n, fn, col, "            ")
+        elif kind == CODE and getattr(check, "table", None):
+            env[f"T{n}"], env[f"K{n}"] = check.table, frozenset(check.choices)
+            choice = f" and c in K{n}" if check.choices else ""
+            lines.append("    elif v.__class__ is dict and len(v) <= 2 and (len(v) == 1 or 'desc' in v) "
+                         "and (c := v.get('value')).__class__ is str and c "
+                         f"and len(c) <= {check.max_length} and c.isascii() and '\\x00' not in c{choice} "
+                         "and ((d := v.get('desc')) is None or d.__class__ is str and len(d) <= 255 and d.isascii()):")
+            lines.append(f"        known = found.get(T{n})")
+            lines.append(f"        if known is None or c not in known or (d and not known[c]):")
+            lines.append(f"            _note(found, T{n}, c, d)")
+            lines.append(f"        row[{col}] = c")
+        lines.append("    else:")
+        lines += slow(n, fn, col, "        ")
+    lines.append("    return row, typed")
+    exec(compile("\n".join(lines), f"<alma fields {name}>", "exec"), env)  # noqa: S102 - generated from the spec
+    return env[f"fields_{name}"]
+
+
+_COMPILED: dict[int, Callable] = {}
+
+
 def to_row(obj: dict, plan: Plan, found: dict, problems: list, where: str) -> dict:
     """A record (a dict) as a row of its table. Problems go to `problems` as (field path, message);
     codes met go to `found` (code table -> code -> desc). The row's `extra` is the JSON text of what
     the plan does not type, plus the exact forms kept under @typed; NULL when there is none."""
-    row: dict[str, Any] = {}
-    typed = None
-    get = obj.get
-    for name, column, kind, check, required, default in plan.steps:
-        value = get(name)
-        if value is None:
-            if required:
-                problems.append((f"{where}{name}", "is required"))
-            row[column] = default
-            if default is not None and name in obj:  # an explicit null where the column needs a value
-                typed = typed or {}
-                typed[name] = None
-            continue
-        try:
-            row[column] = check(value, found)
-        except AsLoaded as kept:
-            row[column] = kept.column
-            typed = typed or {}
-            typed[name] = value
-        except Bad as bad:
-            problems.append((f"{where}{name}", str(bad)))
+    fields = _COMPILED.get(id(plan))
+    if fields is None:
+        fields = _COMPILED[id(plan)] = _compile(plan.steps, f"p{len(_COMPILED)}")
+    row, typed = fields(obj, found, problems, where)
     extra = None
-    if len(obj) > len(plan.known) or not plan.known.issuperset(obj):
-        known = plan.known
+    known = plan.known
+    if len(obj) > len(known) or not known.issuperset(obj):
         extra = {k: v for k, v in obj.items() if k not in known}
         if TYPED in extra:
             problems.append((f"{where}{TYPED}", "is a name this library keeps for itself; rename the field"))
     if plan.contact:
-        contact = get(CONTACT_INFO)
+        contact = obj.get(CONTACT_INFO)
         if contact.__class__ is dict and not CONTACT_KNOWN.issuperset(contact):
             extra = extra or {}
             extra[CONTACT_INFO] = {k: v for k, v in contact.items() if k not in CONTACT_KNOWN}

@@ -18,11 +18,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import Connection, Engine, Table, select
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy import Connection, Engine, Table, func, select, text
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from tasks.alma import xml as alma_xml
-from tasks.alma.format import CREDIT, SEGMENTS, USER_PLAN, Segment, items_of, plan_for, to_row
+from tasks.alma.format import CONTACT_INFO, CREDIT, SEGMENTS, USER_PLAN, Segment, plan_for, to_row
 from tasks.library.codes import code_values, ensure_codes
 from tasks.db.engine import write_transaction
 from tasks.errors import InvalidInput
@@ -328,22 +328,38 @@ class _Loader:
 
     def _collect(self, owner: dict, owner_index: int, segments: tuple[Segment, ...], into: dict[str, Rows],
                  codes: dict, found: list, name: str, new_keys: dict, prefix: str) -> None:
-        for segment in segments:
-            items = items_of(owner, segment, found, prefix)
+        contact = owner.get(CONTACT_INFO) if segments is SEGMENTS else None
+        for segment, plan, path, unique, per_user, holder_name in _segment_info(segments):
+            holder = owner
+            if holder_name:
+                holder = contact
+                if holder is None:
+                    continue
+                if holder.__class__ is not dict:
+                    found.append((f"{prefix}{holder_name}", "must be a JSON object"))
+                    continue
+            items = holder.get(segment.name)
             if not items:
                 continue
-            rows = into.setdefault(segment.name, Rows(segment))
-            plan = plan_for(segment)
-            path = f"{prefix}{segment.path}"
+            if items.__class__ is not list:
+                if items.__class__ is not dict:
+                    found.append((f"{prefix}{path}", "must be a list"))
+                    continue
+                items = [items]
+            rows = into.get(segment.name)
+            if rows is None:
+                rows = into[segment.name] = Rows(segment)
+            path = prefix + path
             within_user: dict[tuple, int] = {}
+            append_row, append_owner = rows.rows.append, rows.owners.append
             for i, item in enumerate(items):
                 where = f"{path}[{i}]"
                 if item.__class__ is not dict:
                     found.append((where, "must be a JSON object"))
                     continue
                 row = to_row(item, plan, codes, found, where + ".")
-                if segment.unique:
-                    key = tuple(row.get(c) or "" for c in _unique_columns(segment))
+                if unique:
+                    key = tuple(row.get(c) or "" for c in unique)
                     seen_in_file = self.keys.setdefault(segment.name, {})
                     if key in seen_in_file:
                         found.append((f"{where}.{segment.unique[-1]}", f"{_describe(segment.unique, key)} appears "
@@ -351,20 +367,22 @@ class _Loader:
                     else:
                         seen_in_file[key] = f"{name} {where}.{segment.unique[-1]}"
                         new_keys.setdefault(segment.name, {})[key] = (name, f"{where}.{segment.unique[-1]}")
-                if segment.unique_per_user:
-                    key = tuple(row.get(c) or "" for c in _unique_columns(segment, per_user=True))
+                if per_user:
+                    key = tuple(row.get(c) or "" for c in per_user)
                     if key in within_user:
                         found.append((where, f"{_describe(segment.unique_per_user, key)} is already "
                                              f"in {path}[{within_user[key]}]"))
                     within_user.setdefault(key, i)
                 index = len(rows.rows)
-                rows.rows.append(row)
-                rows.owners.append(owner_index)
+                append_row(row)
+                append_owner(owner_index)
                 if segment.children:
                     self._collect(item, index, segment.children, rows.children, codes, found, name, new_keys,
                                   where + ".")
-                if segment.name == "fee":
-                    found.extend(_check_fee(row, rows.children, index, where))
+                    if segment.name == "fee":
+                        found.extend(_check_fee(row, rows.children, index, where))
+                elif segment.name == "fee":
+                    found.extend(_check_fee(row, {}, index, where))
 
     def _write_codes(self, conn: Connection, codes: dict) -> None:
         for table_name, found in sorted(codes.items()):
@@ -412,6 +430,18 @@ class _Loader:
             return
         self._write_codes(conn, codes)
         _insert_children(conn, children, [user_id], self.counts)
+
+
+_SEGMENT_INFO: dict[int, list] = {}
+
+
+def _segment_info(segments: tuple[Segment, ...]) -> list:
+    info = _SEGMENT_INFO.get(id(segments))
+    if info is None:
+        info = _SEGMENT_INFO[id(segments)] = [
+            (s, plan_for(s), s.path, tuple(_unique_columns(s)), tuple(_unique_columns(s, per_user=True)), s.under)
+            for s in segments]
+    return info
 
 
 def _all_segments() -> list[Segment]:
@@ -505,15 +535,47 @@ def _insert_children(conn: Connection, children: dict[str, Rows], parent_ids: li
 
 
 def _insert(conn: Connection, table: Table, rows: list[dict], want_ids: bool) -> list[int]:
+    """Insert `rows` (all with the same keys) straight through the driver: SQLAlchemy's per-row
+    parameter processing cost more than the database's own work at 100,000 users (BENCHMARKS.md).
+    Parents get their ids first (from the sequence on PostgreSQL; on SQLite after the highest id, under
+    the write lock this transaction holds), so children link to them without a read-back."""
     if not rows:
         return []
+    ids: list[int] = []
     if want_ids:
-        # One executemany that hands back the new ids in the order of `rows` (SQLAlchemy's
-        # "insertmanyvalues"), so children link to their owners without a read-back query.
-        statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
-        return list(conn.execute(statement, rows).scalars())
-    conn.execute(table.insert(), rows)
-    return []
+        ids = _allocate_ids(conn, table, len(rows))
+        for row, new_id in zip(rows, ids):
+            row["id"] = new_id
+    columns = [c for c in rows[0] if c in table.c]
+    processors = [table.c[c].type._cached_bind_processor(conn.dialect) for c in columns]
+    if any(processors):
+        steps = list(zip(columns, processors))
+        values = [tuple(p(r[c]) if p else r[c] for c, p in steps) for r in rows]
+    else:
+        values = [tuple(r[c] for c in columns) for r in rows]
+    names = ", ".join(columns)
+    cursor = conn.connection.cursor()
+    statement = f"INSERT INTO {table.name} ({names}) VALUES "
+    try:
+        if conn.dialect.name == "postgresql":
+            from psycopg2.extras import execute_values
+
+            execute_values(cursor, statement + "%s", values, page_size=2000)
+        else:
+            cursor.executemany(statement + "(" + ", ".join("?" for _ in columns) + ")", values)
+    except conn.dialect.dbapi.Error as exc:  # worded by load_file, as SQLAlchemy's own errors are
+        raise DBAPIError.instance(statement, None, exc, conn.dialect.dbapi.Error) from None
+    finally:
+        cursor.close()
+    return ids
+
+
+def _allocate_ids(conn: Connection, table: Table, count: int) -> list[int]:
+    if conn.dialect.name == "postgresql":
+        query = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
+        return sorted(conn.execute(query, {"table": table.name, "n": count}).scalars())
+    highest = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
+    return list(range(highest + 1, highest + 1 + count))
 
 
 def _count_names() -> list[str]:

@@ -4,8 +4,10 @@ Levels, from most kept to least (README.md, "Delete-user policy", has the exact 
 - keep-fully-reportable: the user row (names, primary id, dates, statistical fields), statistics,
   loan and request history and the fee ledger stay; contacts, identifiers, notes, blocks,
   attachments, roles and proxies go.
-- keep-statistics: as above, and names, birth date, expiry date, external id and free-text comments
-  (fees, fee transactions, statistics) go.
+- keep-statistics: as above, and names, birth date, expiry date, external id, free-text comments
+  (fees, fee transactions, statistics) and every `extra` (the Alma fields outside the format kept as
+  loaded, on the user row, statistics, loans, requests, fees, transactions) go. At keep-fully-reportable
+  the user row's extra stays with the row; the segments removed take theirs with them.
 - keep-statistics-remove-id (default): as above, and the primary id goes: nothing left names the person.
 - fully-remove: the user row and everything attached (loan and request history, fees, ledger) go.
 Making the policy stricter applies it to users purged earlier; a looser one cannot restore data.
@@ -26,7 +28,8 @@ POLICY_LEVELS = {
     "keep-fully-reportable": "keeps the user row with names and primary id, statistics, loan/request history "
                              "and fee ledger; removes contacts, identifiers, notes, blocks, attachments, roles, proxies",
     "keep-statistics": "as keep-fully-reportable, and also removes names, birth date, expiry date, "
-                       "external id and free-text comments on fees and statistics",
+                       "external id, free-text comments on fees and statistics, and the Alma fields kept "
+                       "beyond the typed ones (extra) on the user, statistics, loans, requests and fees",
     "keep-statistics-remove-id": "as keep-statistics, and also removes the primary id (default)",
     "fully-remove": "removes the user and everything attached, loan history and fee ledger included",
 }
@@ -51,6 +54,12 @@ _COMMENT_STATEMENTS = [
     "policy/clear_fee_comments",
     "policy/clear_fee_transaction_comments",
     "policy/clear_statistic_notes",
+    # What Alma records carried beyond the typed columns (tasks/alma/format.py): it can hold anything.
+    "policy/clear_loan_extra",
+    "policy/clear_request_extra",
+    "policy/clear_fee_extra",
+    "policy/clear_fee_transaction_extra",
+    "policy/clear_statistic_extra",
 ]
 # What reduce_users empties on the user row at each level (fully-remove deletes the row instead).
 _USER_ROW = {
