@@ -375,6 +375,9 @@ def _money(value: Any, found: dict) -> int:
 
 
 def _note(found: dict, table: str, value: str, desc: Any) -> None:
+    """A code met: `found` maps code table -> code -> its description in the table (None: the code
+    itself). The load fills it with the tables' codes first; a new code takes the first desc it comes
+    with. The export's desc is always the code table's (the administrator's word for the code)."""
     known = found.get(table)
     if known is None:
         known = found[table] = {}
@@ -407,10 +410,11 @@ def _code(max_length: int, choices: tuple[str, ...], required: bool, table: str 
             raise Bad("is not valid UTF-8 text")
         if choices and value not in choices:
             raise Bad(f"unknown value {value!r}; valid values: {', '.join(choices)}")
+        if original.__class__ is dict:
+            if len(original) > (2 if "desc" in original else 1):
+                raise AsLoaded(value)  # more than value and desc
         if table is not None:
             _note(found, table, value, desc)
-        if original.__class__ is dict and len(original) > (2 if "desc" in original else 1):
-            raise AsLoaded(value)  # more than value and desc
         return value
 
     check.max_length, check.table, check.choices = limit, table, choices
@@ -590,9 +594,10 @@ def _compile(plan_steps: tuple, name: str) -> Callable:
                          f"and len(c) <= {check.max_length} and c.isascii() and '\\x00' not in c{choice} "
                          "and ((d := v.get('desc')) is None or d.__class__ is str and len(d) <= 255 and d.isascii()):")
             lines.append(f"        known = found.get(T{n})")
-            lines.append(f"        if known is None or c not in known or (d and not known[c]):")
-            lines.append(f"            _note(found, T{n}, c, d)")
-            lines.append(f"        row[{col}] = c")
+            lines.append("        if known is None or c not in known or (d and not known[c]):")
+            lines += slow(n, fn, col, "            ")
+            lines.append("        else:")
+            lines.append(f"            row[{col}] = c")
         lines.append("    else:")
         lines += slow(n, fn, col, "        ")
     lines.append("    return row, typed")

@@ -23,7 +23,8 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from tasks.alma import xml as alma_xml
 from tasks.alma.format import CONTACT_INFO, CREDIT, SEGMENTS, USER_PLAN, Segment, plan_for, to_row
-from tasks.library.codes import code_values, ensure_codes
+from tasks.alma.format import code_tables_used
+from tasks.library.codes import descriptions, ensure_codes
 from tasks.db.engine import write_transaction
 from tasks.errors import InvalidInput
 from tasks.db.schema import users
@@ -287,13 +288,17 @@ class _Loader:
         self.known_codes: dict[str, set[str]] = {}
 
     def start(self, conn: Connection) -> None:
-        pass
+        # Every code the tables hold, with its description: a record whose desc differs keeps its own
+        # (format.py), and codes met for the first time are added to the tables chunk by chunk.
+        self.found = {table: {code: desc or None for code, desc in descriptions(conn, table).items()}
+                      for table in code_tables_used()}
+        self.in_db = {table: set(codes) for table, codes in self.found.items()}
 
     # -- users
 
     def chunk(self, conn: Connection, records: list[tuple[str, Any]]) -> None:
         user_rows = Rows(None)
-        codes: dict[str, dict[str, str | None]] = {}
+        codes = self.found
         new_keys: dict[str, dict[tuple, str]] = {}
         for label, data in records:
             name = _record_name(label, data)
@@ -386,9 +391,9 @@ class _Loader:
 
     def _write_codes(self, conn: Connection, codes: dict) -> None:
         for table_name, found in sorted(codes.items()):
-            known = self.known_codes.get(table_name)
-            if known is None:
-                known = self.known_codes[table_name] = code_values(conn, table_name)
+            known = self.in_db.setdefault(table_name, set())
+            if len(found) == len(known):
+                continue
             new = {code: desc for code, desc in found.items() if code not in known}
             if new:
                 ensure_codes(conn, table_name, new)
@@ -417,7 +422,7 @@ class _Loader:
         holder = {segment.name: source.items}
         name = f"--attach-to {primary_id!r}"
         children: dict[str, Rows] = {}
-        codes: dict = {}
+        codes = self.found
         found: list = []
         new_keys: dict = {}
         self._collect(holder, 0, (segment,), children, codes, found, name, new_keys, "")

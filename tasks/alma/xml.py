@@ -116,6 +116,14 @@ def _events(path: str) -> Iterator[tuple[str, ET.Element]]:
                            f"{str(exc).split(':')[0]}") from None
 
 
+# Boolean attributes of list items: in XML an attribute left out says nothing (null), as Alma always
+# writes them; in JSON a missing boolean is false.
+NULL_WHEN_ABSENT = {
+    "address": ("preferred",), "email": ("preferred",), "phone": ("preferred", "preferred_sms"),
+    "user_note": ("user_viewable", "popup_note"),
+}
+
+
 def _as_list(element: ET.Element) -> str | None:
     """The item name when `element` is a plural wrapper (`<user_roles>` of `<user_role>`), else None."""
     if element.attrib:
@@ -147,7 +155,7 @@ def element_value(element: ET.Element) -> Any:
     for child in element:
         item = _as_list(child)
         if item is not None:
-            key, value = item, [element_value(c) for c in child]
+            key, value = item, [_item_value(c) for c in child]
         else:
             key, value = child.tag, element_value(child)
         if key in out and key not in repeated and item is None:  # repeated without a wrapper: a list
@@ -158,6 +166,14 @@ def element_value(element: ET.Element) -> Any:
         else:
             out[key] = value
     return out
+
+
+def _item_value(element: ET.Element) -> Any:
+    value = element_value(element)
+    if isinstance(value, dict):
+        for name in NULL_WHEN_ABSENT.get(element.tag, ()):
+            value.setdefault(name, None)
+    return value
 
 
 # ------------------------------------------------------------------ writing
@@ -186,6 +202,9 @@ def _add(parent: ET.Element, name: str, value: Any) -> None:
     element = ET.SubElement(parent, name)
     if isinstance(value, dict):
         if _is_code(value):
+            if value["value"] is None and value.get("desc") is None:
+                parent.remove(element)  # {"value": null, "desc": null}: XML has no null; left out
+                return
             if value["value"] is not None:
                 element.text = _text(value["value"])
             if value.get("desc") is not None:
