@@ -47,18 +47,27 @@ def export_users(engine: Engine, primary_ids: list[str] | None, out: TextIO, fmt
             if fmt == "xml":
                 alma_xml.write_user(document, out)
             else:
-                out.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+                out.write(json.dumps(document, ensure_ascii=False, indent=2, default=_number) + "\n")
             return 1
         chunks = _all_user_ids(conn) if primary_ids is None else _chunks(_resolve(conn, primary_ids))
         if fmt == "xml":
             return alma_xml.write_users((_documents(conn, ids, descs) for ids in chunks), out)
         written = 0
+        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_number).encode
         for ids in chunks:
-            lines = [json.dumps(d, ensure_ascii=False, separators=(",", ":")) for d in _documents(conn, ids, descs)]
+            lines = [dumps(d) for d in _documents(conn, ids, descs)]
             out.write("\n".join(lines) + "\n")
             out.flush()
             written += len(lines)
         return written
+
+
+def _number(value: Any) -> Any:
+    # A number kept from a field outside the spec (read back exactly as a Decimal).
+    from decimal import Decimal
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"cannot write a {type(value).__name__}")
 
 
 def _chunks(values: list, size: int = CHUNK) -> Iterator[list]:

@@ -11,6 +11,7 @@ items to that user, already in the library; without it the file is refused with 
 """
 from __future__ import annotations
 
+import gc
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -61,6 +62,18 @@ def load_files(engine: Engine, paths: list[str], attach_to: str | None = None) -
 
 
 def load_file(engine: Engine, path: str, attach_to: str | None = None) -> dict:
+    # The cyclic garbage collector would walk every record of a chunk again and again while they are
+    # built (none of them holds a cycle): off for the load, as it was (a third of the parse time).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_file(engine, path, attach_to)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _load_file(engine: Engine, path: str, attach_to: str | None) -> dict:
     source = open_source(path)
     if attach_to is None and source.sub_resource:
         what, item = SUB_RESOURCES[source.sub_resource]
