@@ -487,22 +487,28 @@ def _check_fee(row: dict, children: dict[str, Rows], index: int, where: str) -> 
             i -= 1
         amounts.reverse()
     if not credit:
+        negative = False
         for name, value in (("original_amount", original), ("balance", balance)):
             if value < 0:
+                negative = True
                 yield (f"{where}.{name}", f"may not be negative, got {_amount(value)} (only a CREDIT fee carries "
                                           f"negative amounts)")
-                return
+        if negative:
+            return
         for i, value in enumerate(amounts):
             if isinstance(value, int) and value < 0:
                 yield (f"{where}.transaction[{i}].amount", f"may not be negative, got {_amount(value)} "
                                                            f"(only a CREDIT fee carries negative amounts)")
                 return
     else:
+        positive = False
         for name, value in (("original_amount", original), ("balance", balance)):
             if value > 0:
+                positive = True
                 yield (f"{where}.{name}", f"a CREDIT fee carries a negative amount (as Alma sends it), "
                                           f"got {_amount(value)}")
-                return
+        if positive:
+            return
     if any(not isinstance(a, int) for a in amounts):
         return
     paid = sum(amounts)
