@@ -42,6 +42,13 @@ def _owner(nullable: bool = False) -> Column:
     return Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=nullable, index=True)
 
 
+def _extra() -> Column:
+    # What an Alma record carries beyond the typed columns (fields outside the format's spec, and the
+    # exact form of a typed field the column cannot hold, such as a null boolean): a JSON object as
+    # text, NULL when there is nothing. See tasks/alma/format.py.
+    return Column("extra", Text)
+
+
 def _segment_type() -> Column:
     return Column("segment_type", String(8), CheckConstraint("segment_type IN ('Internal', 'External')"))
 
@@ -73,7 +80,8 @@ users = Table(
     Column("last_name", String(255)),
     Column("user_group", String(64)),
     Column("record_type", String(16)),
-    Column("account_type", String(16), nullable=False, server_default="EXTERNAL"),
+    # NULL when the record did not say (a brief Alma user); merge treats it as EXTERNAL.
+    Column("account_type", String(16)),
     Column("status", String(16)),
     Column("expiry_date", Date),
     Column("purge_date", Date),
@@ -83,6 +91,7 @@ users = Table(
     # Set when the purge job removed the user; the row then holds only what the policy keeps.
     Column("purged_at", DateTime),
     Column("purge_policy", String(32)),
+    _extra(),
     CheckConstraint("account_type IN ('INTERNAL', 'EXTERNAL')", name="users_account_type"),
 )
 Index("ix_users_purge_date", users.c.purge_date)
@@ -94,6 +103,7 @@ user_identifiers = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("id_type", String(64), nullable=False),
     Column("value", String(255), nullable=False),
     Column("status", String(16)),
@@ -107,6 +117,7 @@ user_addresses = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("line1", String(255)),
     Column("line2", String(255)),
     Column("line3", String(255)),
@@ -130,6 +141,7 @@ user_emails = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("email_address", String(255), nullable=False),
     Column("description", Text),
     Column("email_types", String(255)),
@@ -142,6 +154,7 @@ user_phones = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("phone_number", String(64), nullable=False),
     Column("phone_types", String(255)),
     Column("preferred", Boolean, nullable=False, server_default="0"),
@@ -154,6 +167,7 @@ user_notes = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("note_type", String(64)),
     Column("note_text", Text),
     Column("user_viewable", Boolean, nullable=False, server_default="0"),
@@ -168,6 +182,7 @@ user_attachments = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("file_name", String(255), nullable=False),
     Column("type", String(128)),
     Column("notes", Text),
@@ -179,6 +194,7 @@ user_roles = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("role_type", String(16), nullable=False),
     Column("scope", String(64), nullable=False, server_default=""),
     Column("status", String(16)),
@@ -190,6 +206,7 @@ user_blocks = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("block_type", String(64)),
     Column("block_description", String(64)),
     Column("block_status", String(16)),
@@ -205,6 +222,7 @@ user_statistics = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("statistic_category", String(64)),
     Column("category_type", String(64)),
     Column("statistic_note", Text),
@@ -217,6 +235,7 @@ user_proxies = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("proxy_for_primary_id", String(255), nullable=False, index=True),
 )
 
@@ -226,6 +245,7 @@ loans = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("loan_id", String(64), nullable=False, unique=True),
     Column("item_barcode", String(64)),
     Column("title", Text),
@@ -244,6 +264,7 @@ requests = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("request_id", String(64), nullable=False, unique=True),
     Column("request_type", String(32)),
     Column("request_status", String(16), nullable=False),
@@ -258,6 +279,7 @@ fees = Table(
     metadata,
     _pk(),
     _owner(),
+    _extra(),
     Column("fee_id", String(64), nullable=False, unique=True),
     Column("fee_type", String(64), nullable=False),
     Column("status", String(16), nullable=False),
@@ -269,7 +291,9 @@ fees = Table(
     Column("barcode", String(64)),
     Column("title", Text),
     CheckConstraint("status IN ('ACTIVE', 'CLOSED', 'INDISPUTE')", name="fees_status"),
-    CheckConstraint("balance_minor >= 0", name="fees_balance_not_negative"),
+    # A CREDIT fee carries negative amounts, as Alma sends it; every other fee is owed (>= 0).
+    CheckConstraint("(fee_type = 'CREDIT' AND balance_minor <= 0 AND original_amount_minor <= 0)"
+                    " OR (fee_type <> 'CREDIT' AND balance_minor >= 0)", name="fees_balance_sign"),
 )
 Index("ix_fees_active", fees.c.user_id, fees.c.status)
 
@@ -280,6 +304,7 @@ fee_transactions = Table(
     metadata,
     _pk(),
     Column("fee_id", Id, ForeignKey("fees.id", ondelete="CASCADE"), nullable=False, index=True),
+    _extra(),
     Column("type", String(32), nullable=False),
     Column("amount_minor", Money, nullable=False),
     Column("reason", String(64)),

@@ -144,9 +144,15 @@ def delete_proxy_rows(user_proxies: Table = schema.user_proxies):
 
 
 def clear_column_of_users(table_name: str, column: str):
-    """Empty a free-text column of the users `:ids` (the policy's keep-statistics and stricter)."""
+    """Empty a column of the users `:ids` (the policy's keep-statistics and stricter: free text, and
+    `extra`). A table without a user_id (fee_transactions) reaches the users through the table its
+    foreign key names (`fee_id IN (SELECT id FROM fees WHERE user_id IN :ids)`)."""
     table = schema.metadata.tables[table_name]
-    return (update(table).where(table.c[column].is_not(None), in_list(table.c.user_id))
-            .values({column: None}))
+    if "user_id" in table.c:
+        owned = in_list(table.c.user_id)
+    else:
+        key = next(fk for fk in table.foreign_keys if "user_id" in fk.column.table.c)
+        owned = key.parent.in_(select(key.column).where(in_list(key.column.table.c.user_id)))
+    return update(table).where(table.c[column].is_not(None), owned).values({column: None})
 
 
