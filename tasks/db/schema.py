@@ -91,7 +91,6 @@ users = Table(
     # Set when the purge job removed the user; the row then holds only what the policy keeps.
     Column("purged_at", DateTime),
     Column("purge_policy", String(32)),
-    _extra(),
     CheckConstraint("account_type IN ('INTERNAL', 'EXTERNAL')", name="users_account_type"),
 )
 Index("ix_users_purge_date", users.c.purge_date)
@@ -103,7 +102,6 @@ user_identifiers = Table(
     metadata,
     _pk(),
     _owner(),
-    _extra(),
     Column("id_type", String(64), nullable=False),
     Column("value", String(255), nullable=False),
     Column("status", String(16)),
@@ -117,7 +115,6 @@ user_addresses = Table(
     metadata,
     _pk(),
     _owner(),
-    _extra(),
     Column("line1", String(255)),
     Column("line2", String(255)),
     Column("line3", String(255)),
@@ -141,7 +138,6 @@ user_emails = Table(
     metadata,
     _pk(),
     _owner(),
-    _extra(),
     Column("email_address", String(255), nullable=False),
     Column("description", Text),
     Column("email_types", String(255)),
@@ -154,7 +150,6 @@ user_phones = Table(
     metadata,
     _pk(),
     _owner(),
-    _extra(),
     Column("phone_number", String(64), nullable=False),
     Column("phone_types", String(255)),
     Column("preferred", Boolean, nullable=False, server_default="0"),
@@ -167,7 +162,6 @@ user_notes = Table(
     metadata,
     _pk(),
     _owner(),
-    _extra(),
     Column("note_type", String(64)),
     Column("note_text", Text),
     Column("user_viewable", Boolean, nullable=False, server_default="0"),
@@ -182,7 +176,6 @@ user_attachments = Table(
     metadata,
     _pk(),
     _owner(),
-    _extra(),
     Column("file_name", String(255), nullable=False),
     Column("type", String(128)),
     Column("notes", Text),
@@ -194,7 +187,6 @@ user_roles = Table(
     metadata,
     _pk(),
     _owner(),
-    _extra(),
     Column("role_type", String(16), nullable=False),
     Column("scope", String(64), nullable=False, server_default=""),
     Column("status", String(16)),
@@ -206,7 +198,6 @@ user_blocks = Table(
     metadata,
     _pk(),
     _owner(),
-    _extra(),
     Column("block_type", String(64)),
     Column("block_description", String(64)),
     Column("block_status", String(16)),
@@ -222,7 +213,6 @@ user_statistics = Table(
     metadata,
     _pk(),
     _owner(),
-    _extra(),
     Column("statistic_category", String(64)),
     Column("category_type", String(64)),
     Column("statistic_note", Text),
@@ -235,7 +225,6 @@ user_proxies = Table(
     metadata,
     _pk(),
     _owner(),
-    _extra(),
     Column("proxy_for_primary_id", String(255), nullable=False, index=True),
 )
 
@@ -245,7 +234,6 @@ loans = Table(
     metadata,
     _pk(),
     _owner(),
-    _extra(),
     Column("loan_id", String(64), nullable=False, unique=True),
     Column("item_barcode", String(64)),
     Column("title", Text),
@@ -264,7 +252,6 @@ requests = Table(
     metadata,
     _pk(),
     _owner(),
-    _extra(),
     Column("request_id", String(64), nullable=False, unique=True),
     Column("request_type", String(32)),
     Column("request_status", String(16), nullable=False),
@@ -279,7 +266,6 @@ fees = Table(
     metadata,
     _pk(),
     _owner(),
-    _extra(),
     Column("fee_id", String(64), nullable=False, unique=True),
     Column("fee_type", String(64), nullable=False),
     Column("status", String(16), nullable=False),
@@ -304,7 +290,6 @@ fee_transactions = Table(
     metadata,
     _pk(),
     Column("fee_id", Id, ForeignKey("fees.id", ondelete="CASCADE"), nullable=False, index=True),
-    _extra(),
     Column("type", String(32), nullable=False),
     Column("amount_minor", Money, nullable=False),
     Column("reason", String(64)),
@@ -312,6 +297,13 @@ fee_transactions = Table(
     Column("transaction_time", DateTime),
     Column("job_run_id", String(64), index=True),
 )
+
+# Every part of a user record has `extra`, as its last column: where revision 0005 added it to the
+# databases made before, so a new database and an upgraded one are the same.
+for _table in (users, user_identifiers, user_addresses, user_emails, user_phones, user_notes, user_attachments,
+               user_roles, user_blocks, user_statistics, user_proxies, loans, requests, fees, fee_transactions):
+    _table.append_column(_extra())
+del _table
 
 job_runs = Table(
     "job_runs",
