@@ -314,3 +314,24 @@ def test_xml_not_well_formed_names_the_position(engine, tmp_path):
 
     with pytest.raises(InvalidInput, match=r"broken\.xml: not well-formed XML at line 3"):
         load_files(engine, [str(path)])
+
+
+def test_command_line_attaches_a_sub_resource_and_exports_xml(engine, capsys):
+    """`load --attach-to PRIMARY_ID` and `export --format xml` (flows/cli.py), as an administrator
+    types them; each option has its help."""
+    from flows.cli import main
+
+    assert main(["load", str(REAL / f"{S}spec-data-user_response.json")]) == 0
+    assert main(["load", "--attach-to", "12345", str(REAL / f"{S}spec-data-fees_response.json")]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["fees"] == 1
+
+    assert main(["export", "--format", "xml", "12345"]) == 0
+    root = ET.fromstring(capsys.readouterr().out.split("?>", 1)[1])
+    assert root.tag == "user" and root.findtext("primary_id") == "12345"
+    assert main(["export", "--format", "yaml", "12345"]) == 2
+    assert "yaml" in capsys.readouterr().err
+
+    for command, option in (("load", "--attach-to"), ("export", "--format")):
+        assert main([command, "--help"]) == 0
+        help_text = capsys.readouterr().out
+        assert option in help_text and "Alma" in help_text.split(option, 1)[1]
