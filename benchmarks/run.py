@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/run.py --users 1000000
         [--database-url postgresql+psycopg2://postgres@127.0.0.1:5432/lumj_bench_1000000]
         [--merge-pairs 10000] [--replicate-from 100000] [--reuse] [--keep] [--no-write]
-        [--jobs purge,waive,merge] [--batch-size N]
+        [--jobs purge,waive,merge,anonymize] [--batch-size N]
 
 Builds a demo library of N users (tasks/devtools/demo/: ~3 loans a user, most of them history; fees for
 about one user in three; segments; ~2% duplicates) in its own database, then, each on a fresh clone of
@@ -13,6 +13,8 @@ it (CREATE DATABASE ... TEMPLATE, so every measurement starts from the same rows
   sql/baselines/purge.sql: the same work as hand-written set-based SQL in one transaction;
 - the waive flow (`waive --max-fine-threshold 25.00 --reason AMNESTY --confirm`) and its baseline,
   sql/baselines/waive.sql;
+- the anonymize flow (`anonymize --loan-days 365 --request-days 365 --fee-days 365 --confirm`) and its
+  baseline, sql/baselines/anonymize.sql (only with `--jobs …,anonymize`);
 - merging up to --merge-pairs duplicate pairs from a CSV (`merge --pairs FILE --confirm`).
 
 After each flow the database must equal its baseline's (who is purged, what remains of them, every
@@ -134,6 +136,7 @@ def measure_job(url: str, job: str, server: PrefectServer, batch_size: int | Non
     args, baseline, params = {
         "purge": (scenario.PURGE_ARGS, "purge", baselines.purge_baseline_params()),
         "waive": (scenario.WAIVE_ARGS, "waive", baselines.waive_baseline_params()),
+        "anonymize": (scenario.ANONYMIZE_ARGS, "anonymize", baselines.anonymize_baseline_params()),
     }[job]
     base_url = databases.clone_database(url, f"{job}_base")
     flow_url = databases.clone_database(url, f"{job}_flow")
@@ -144,7 +147,7 @@ def measure_job(url: str, job: str, server: PrefectServer, batch_size: int | Non
         flow = scale.run_flow_process(flow_url, [*args, *batch_args(batch_size)], server.env)
         print(f"[{job}] flow {flow.seconds:.1f} s (job {flow.flow_seconds:.1f} s), "
               f"peak RSS {flow.peak_rss_mib:.0f} MiB; comparing ...", flush=True)
-        diff = outcomes.differences(outcomes.snapshot(flow_url), outcomes.snapshot(base_url))
+        diff = outcomes.differences(outcomes.snapshot(flow_url, job), outcomes.snapshot(base_url, job))
         if diff:
             raise SystemExit(f"[{job}] the flow's outcome differs from the baseline's:\n" + "\n".join(diff))
         task_runs = outcomes.count_task_runs(server.url, flow.flow_run_id) if flow.flow_run_id else None
@@ -193,7 +196,7 @@ def machine() -> str:
 
 
 def render(users: int, built: str | None, purge: dict | None, waive: dict | None, merge: dict | None,
-           started: dt.datetime, load: str, batch_size: int | None = None) -> str:
+           started: dt.datetime, load: str, batch_size: int | None = None, anonymize: dict | None = None) -> str:
     rows = []
     if purge:
         p, purged = purge["flow"], purge["flow"].summary["purged"]
@@ -205,6 +208,14 @@ def render(users: int, built: str | None, purge: dict | None, waive: dict | None
         rows.append(("waive", f"{fees:,} fees of {w.summary['users_waived']:,} users", w.seconds, w.flow_seconds,
                      waive["baseline_s"], f"{fees / w.seconds:,.0f} fees/s", f"{fees / waive['baseline_s']:,.0f} fees/s",
                      w.peak_rss_mib, waive["task_runs"]))
+    if anonymize:
+        a = anonymize["flow"]
+        done = a.summary["loans_anonymized"] + a.summary["requests_anonymized"] + a.summary["fees_anonymized"]
+        rows.append(("anonymize", f"{done:,} rows of {a.summary['users_affected']:,} users "
+                     f"({a.summary['loans_anonymized']:,} loans, {a.summary['requests_anonymized']:,} requests, "
+                     f"{a.summary['fees_anonymized']:,} fees)", a.seconds, a.flow_seconds, anonymize["baseline_s"],
+                     f"{done / a.seconds:,.0f} rows/s", f"{done / anonymize['baseline_s']:,.0f} rows/s",
+                     a.peak_rss_mib, anonymize["task_runs"]))
     lines = [
         f"### {users:,} users — {started:%Y-%m-%d %H:%M} UTC",
         "",
@@ -248,7 +259,8 @@ def main() -> int:
     parser.add_argument("--database-url", help="where to build the library (default: PostgreSQL on 127.0.0.1, "
                                                "database lumj_bench_<users>)")
     parser.add_argument("--merge-pairs", type=int, default=10_000)
-    parser.add_argument("--jobs", default="purge,waive,merge", help="which to measure (default: all three)")
+    parser.add_argument("--jobs", default="purge,waive,merge",
+                        help="which to measure (default: all three; anonymize is measured only when named)")
     parser.add_argument("--batch-size", type=int, help="the flows' --batch-size (default: the flows' own)")
     parser.add_argument("--reuse", action="store_true", help="use the library already built there")
     parser.add_argument("--replicate-from", type=int, metavar="M",
@@ -267,13 +279,14 @@ def main() -> int:
         jobs = set(args.jobs.split(","))
         purge = measure_job(BENCH_URL, "purge", server, args.batch_size) if "purge" in jobs else None
         waive = measure_job(BENCH_URL, "waive", server, args.batch_size) if "waive" in jobs else None
+        anonymize = measure_job(BENCH_URL, "anonymize", server, args.batch_size) if "anonymize" in jobs else None
         merge = (measure_merge(BENCH_URL, args.merge_pairs, server, args.batch_size)
                  if "merge" in jobs and args.merge_pairs else None)
     finally:
         server.stop()
         if not args.keep:
             databases.drop_database(BENCH_URL)
-    block = render(args.users, built, purge, waive, merge, started, load, args.batch_size)
+    block = render(args.users, built, purge, waive, merge, started, load, args.batch_size, anonymize)
     print("\n" + block)
     if not args.no_write:
         write_results(args.users, block)

@@ -1,4 +1,4 @@
-"""Serve the three job deployments from one long-running process, without a work pool or worker:
+"""Serve the job deployments from one long-running process, without a work pool or worker:
 
     .venv/bin/python deployments/serve.py          # from the project directory; Ctrl-C stops it
 

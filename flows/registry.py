@@ -2,12 +2,13 @@
 from it."""
 from prefect import Flow
 
+from flows.anonymize_loans import anonymize_loan_history
 from flows.merge_users import merge_users
 from flows.purge_users import purge_user_records
 from flows.waive_fines import bulk_fine_waiving
 from tasks.engine.definition import JobDefinition
 
-FLOWS: tuple[Flow, ...] = (purge_user_records, bulk_fine_waiving, merge_users)
+FLOWS: tuple[Flow, ...] = (purge_user_records, bulk_fine_waiving, merge_users, anonymize_loan_history)
 JOBS: tuple[JobDefinition, ...] = tuple(f.job for f in FLOWS)
 
 

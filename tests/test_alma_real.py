@@ -335,3 +335,21 @@ def test_command_line_attaches_a_sub_resource_and_exports_xml(engine, capsys):
         assert main([command, "--help"]) == 0
         help_text = capsys.readouterr().out
         assert option in help_text and "Alma" in help_text.split(option, 1)[1]
+
+
+def test_anonymising_a_loan_takes_the_alma_fields_that_name_its_patron(engine):
+    """An Alma loan carries its patron's primary id (`user_id`, kept in `extra`): once Anonymise loan
+    history unlinks the loan (tasks/db/statements.unlink_from_users), nothing on the row names them."""
+    from sqlalchemy import select, update
+
+    from tasks.db.schema import loans
+    from tasks.db.statements import unlink_from_users
+
+    load_files(engine, [str(REAL / f"{S}spec-data-user_response.json")])
+    load_files(engine, [str(REAL / f"{S}spec-data-loans_response.json")], attach_to="12345")
+    with engine.begin() as conn:
+        assert all('"user_id"' in extra for extra in conn.execute(select(loans.c.extra)).scalars())
+        conn.execute(update(loans).values(loan_status="COMPLETE"))
+        ids = conn.execute(select(loans.c.id)).scalars().all()
+        assert conn.execute(unlink_from_users("loans"), {"ids": ids, "now": dt.datetime(2026, 12, 1)}).rowcount == 2
+        assert conn.execute(select(loans.c.user_id, loans.c.extra)).all() == [(None, None)] * 2

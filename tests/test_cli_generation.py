@@ -16,6 +16,8 @@ CONTRACT_FLAGS = {
               "--as-of", "--batch-size", "--confirm", "--json"},
     "merge": {"--from", "--to", "--pairs", "--segments", "--copy-as-internal", "--no-copy-as-internal", "--confirm",
               "--json"},
+    "anonymize": {"--loan-days", "--request-days", "--fee-days", "--library", "--user-group", "--keep-last", "--as-of",
+                  "--batch-size", "--confirm", "--json"},
 }
 
 

@@ -26,8 +26,8 @@ from tasks.db.migrate import (
     migration_transaction,
     schema_info,
 )
-from tasks.db.schema import (codes, fee_transactions, fees, job_events, job_runs, metadata, settings,
-                             user_identifiers, users)
+from tasks.db.schema import (codes, fee_transactions, fees, job_events, job_runs, loans, metadata, requests, settings,
+                             user_identifiers, user_statistics, users)
 from tasks.errors import InvalidInput
 from tasks.library.init_db import init_db, schema_revision
 
@@ -115,8 +115,8 @@ def test_new_database_is_brought_to_head_and_seeded(blank_url):
 def _make_pre_migration_library(url: str) -> None:
     """A library as the code before migrations left it: the schema of revision 0001 (which the test
     above shows is what that code's create_all made), its `schema_info` version 1, the index its
-    init-db dropped at every run, seeds, and a user with a loan-free history: a fee with a transaction,
-    a job run and its event. No alembic_version."""
+    init-db dropped at every run, seeds, and a user with a history: a returned loan, a request in
+    history, a statistical category, a fee with a transaction, a job run and its event. No alembic_version."""
     engine = get_engine(url)
     now = dt.datetime(2026, 3, 1, 12, 0)
     with migration_transaction(engine) as conn:
@@ -135,14 +135,23 @@ def _make_pre_migration_library(url: str) -> None:
         conn.execute(insert(fee_transactions).values(fee_id=fee_id, type="PAYMENT", amount_minor=250,
                                                      transaction_time=now))
         conn.execute(insert(user_identifiers).values(user_id=user_id, id_type="BARCODE", value="B-1"))
+        conn.execute(insert(loans).values(user_id=user_id, loan_id="l-1", loan_status="COMPLETE", library="MAIN",
+                                          loan_date=now, due_date=now, return_date=now))
+        conn.execute(insert(requests).values(user_id=user_id, request_id="r-1", request_status="HISTORY",
+                                             request_date=now.date()))
+        conn.execute(insert(user_statistics).values(user_id=user_id, category_type="AGE", statistic_category="ADULT"))
         conn.execute(insert(job_runs).values(run_id="run-1", job="purge-user-records", status="COMPLETED",
                                              dry_run=True, parameters="{}", started_at=now))
         conn.execute(insert(job_events).values(run_id="run-1", event="USER_SKIPPED", user_id=user_id,
                                                created_at=now))
 
 
-def _rows(engine, tables=(users, fees, fee_transactions, user_identifiers, job_runs, job_events, settings,
-                          codes)) -> dict:
+# Columns revision 0002 adds: a database before it has none of them.
+ANONYMISED_COLUMNS = {"anonymized_at", "anon_user_group", "anon_record_type", "anon_account_type", "anon_statistics"}
+
+
+def _rows(engine, tables=(users, fees, fee_transactions, loans, requests, user_statistics, user_identifiers,
+                          job_runs, job_events, settings, codes)) -> dict:
     """Every row of `tables`, in the columns both the database and the code's tables have (an older
     revision lacks some): {table: sorted [{column: value as text}]}."""
     insp = inspect(engine)
@@ -185,6 +194,44 @@ def test_pre_migration_database_is_adopted_in_place(blank_url):
     init_db(fresh)
     assert reflected_schema(engine) == reflected_schema(fresh)  # adopted = made new
     assert schema_differences(engine) == []
+
+
+@pytest.mark.parametrize("start", ["pre-migration", "0001"])
+def test_upgrade_to_anonymised_history_keeps_every_row(blank_url, start):
+    """Revision 0002 makes loans, requests and fees.user_id nullable: on SQLite batch mode rebuilds the
+    three tables (and drops the old copies, which with foreign keys on would cascade into fee
+    transactions). Every row stays, linked as it was; the new columns are empty; the foreign keys
+    stay, and SQLite enforces them again afterwards."""
+    url = blank_url()
+    _make_pre_migration_library(url)
+    engine = get_engine(url)
+    if start == "0001":
+        with migration_transaction(engine) as conn:
+            conn.execute(text("DROP INDEX ix_users_purged_at"))
+            schema_info.drop(conn)
+            command.stamp(alembic_config(conn), "0001")
+        assert schema_revision(engine) == "0001"
+    before = _rows(engine)
+
+    assert init_db(engine) == head_revision()
+
+    after = _rows(engine)
+    _kept({table: before[table] for table in ("users", "fees", "fee_transactions", "loans", "requests",
+                                              "user_statistics", "job_runs", "job_events")}, after)
+    insp = inspect(engine)
+    for table in (loans, requests, fees):
+        columns = {c["name"]: c for c in insp.get_columns(table.name)}
+        assert columns["user_id"]["nullable"], table.name
+        assert ANONYMISED_COLUMNS <= set(columns), table.name
+        assert [fk["referred_table"] for fk in insp.get_foreign_keys(table.name)] == ["users"], table.name
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(table)
+                                .where(table.c.anonymized_at.is_not(None))).scalar() == 0
+    assert "ix_job_events_fee_id" in {ix["name"] for ix in insp.get_indexes("job_events")}
+    assert schema_differences(engine) == []
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
 def _stamp_from_the_future(engine) -> None:
@@ -272,7 +319,7 @@ LATER_REVISION = '''
 from alembic import op
 import sqlalchemy as sa
 
-revision = "9002"
+revision = "9001"
 down_revision = "{head}"
 branch_labels = None
 depends_on = None
@@ -298,12 +345,12 @@ def test_a_later_revision_rebuilding_users_loses_nothing(blank_url, tmp_path, mo
 
     scripts = tmp_path / "migrations"
     shutil.copytree(migrate.MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "9002_pronouns.py").write_text(LATER_REVISION.replace("{head}", head_revision()))
+    (scripts / "versions" / "9001_pronouns.py").write_text(LATER_REVISION.replace("{head}", head_revision()))
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", scripts)
     migrate._script.cache_clear()
     migrate.known_revisions.cache_clear()
     try:
-        assert init_db(engine) == "9002"
+        assert init_db(engine) == "9001"
         assert _rows(engine) == before
         assert "pronouns" in {c["name"] for c in inspect(engine).get_columns("users")}
         with engine.connect() as conn:
@@ -316,7 +363,8 @@ def test_a_later_revision_rebuilding_users_loses_nothing(blank_url, tmp_path, mo
 
 def test_a_library_before_issue_14_is_upgraded_in_place(blank_url):
     """Issue 14 point 5: a library made by the code before the Alma work (revision 0001: users, a fee
-    with its ledger, job history) is upgraded by init-db to revision 0005 in place. Nothing is lost; the
+    with its ledger, loans, requests, statistics, job history) is upgraded by init-db in place, through
+    0002 and 0005. Nothing is lost; the
     user made before keeps its EXTERNAL account type; afterwards a user may leave it unsaid, a CREDIT fee
     carries negative amounts, and any other fee still may not."""
     url = blank_url()

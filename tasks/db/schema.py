@@ -49,6 +49,19 @@ def _extra() -> Column:
     return Column("extra", Text)
 
 
+def _anonymized() -> list[Column]:
+    """A loan, request or fee unlinked from its user by Anonymise loan history (user_id NULL) keeps the
+    facts statistics need, as they stood when it was anonymised: its user's group, record type, account
+    type and statistical categories (a JSON list of {"category_type", "statistic_category"})."""
+    return [
+        Column("anonymized_at", DateTime),
+        Column("anon_user_group", String(64)),
+        Column("anon_record_type", String(16)),
+        Column("anon_account_type", String(16)),
+        Column("anon_statistics", Text),
+    ]
+
+
 def _segment_type() -> Column:
     return Column("segment_type", String(8), CheckConstraint("segment_type IN ('Internal', 'External')"))
 
@@ -229,11 +242,12 @@ user_proxies = Table(
 )
 
 # Fulfillment: kept under the keep-* delete-user policies (attached to the anonymised user row).
+# user_id is NULL once Anonymise loan history has unlinked the row (then anonymized_at is set).
 loans = Table(
     "loans",
     metadata,
     _pk(),
-    _owner(),
+    _owner(nullable=True),
     Column("loan_id", String(64), nullable=False, unique=True),
     Column("item_barcode", String(64)),
     Column("title", Text),
@@ -243,6 +257,7 @@ loans = Table(
     Column("loan_status", String(16), nullable=False),
     Column("process_status", String(32)),
     Column("library", String(64)),
+    *_anonymized(),
     CheckConstraint("loan_status IN ('ACTIVE', 'COMPLETE')", name="loans_status"),
 )
 Index("ix_loans_active", loans.c.user_id, loans.c.loan_status, loans.c.due_date)
@@ -251,13 +266,14 @@ requests = Table(
     "requests",
     metadata,
     _pk(),
-    _owner(),
+    _owner(nullable=True),
     Column("request_id", String(64), nullable=False, unique=True),
     Column("request_type", String(32)),
     Column("request_status", String(16), nullable=False),
     Column("title", Text),
     Column("request_date", Date),
     Column("pickup_location_library", String(64)),
+    *_anonymized(),
 )
 Index("ix_requests_active", requests.c.user_id, requests.c.request_status)
 
@@ -265,7 +281,7 @@ fees = Table(
     "fees",
     metadata,
     _pk(),
-    _owner(),
+    _owner(nullable=True),
     Column("fee_id", String(64), nullable=False, unique=True),
     Column("fee_type", String(64), nullable=False),
     Column("status", String(16), nullable=False),
@@ -276,6 +292,7 @@ fees = Table(
     Column("owner", String(64)),
     Column("barcode", String(64)),
     Column("title", Text),
+    *_anonymized(),
     CheckConstraint("status IN ('ACTIVE', 'CLOSED', 'INDISPUTE')", name="fees_status"),
     # A CREDIT fee carries negative amounts, as Alma sends it; every other fee is owed (>= 0).
     CheckConstraint("(fee_type = 'CREDIT' AND balance_minor <= 0 AND original_amount_minor <= 0)"
@@ -339,3 +356,5 @@ job_events = Table(
     Column("details", Text),
     Column("created_at", DateTime, nullable=False),
 )
+# Anonymising a fee clears fee_id on the events that named it with its user (FEE_WAIVED, ...).
+Index("ix_job_events_fee_id", job_events.c.fee_id)

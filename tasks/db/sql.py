@@ -1,8 +1,8 @@
 """Statements from sql/: one purpose per file, values always bound.
 
 A file may start with comment lines; `-- expanding: ids, groups` marks parameters that take a list
-(`WHERE id IN :ids`). `sql/<name>.<dialect>.sql` overrides `sql/<name>.sql` where a dialect needs its
-own wording (row locks on PostgreSQL, say).
+(`WHERE id IN :ids`). A statement is worded once for both databases; where they word something
+differently, the statement is made with SQLAlchemy instead (tasks/db/statements.py), which renders each.
 
 On PostgreSQL a list parameter is sent as one array (`id = ANY(:ids)`) rather than expanded into a
 bound value per element: a batch's statements each carry a thousand ids, and expanding them cost more
@@ -24,10 +24,7 @@ _EXPANDING = re.compile(r"^--\s*expanding:\s*(.+)$", re.MULTILINE)
 
 @functools.cache
 def load_sql(name: str, dialect: str | None = None) -> TextClause:
-    path = SQL_DIR / f"{name}.{dialect}.sql" if dialect else None
-    if path is None or not path.exists():
-        path = SQL_DIR / f"{name}.sql"
-    source = path.read_text(encoding="utf-8")
+    source = (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
     # Header comments name the parameters (":ids"); text() would take them for bind parameters.
     statement = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("--"))
     match = _EXPANDING.search(source)

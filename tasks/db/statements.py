@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import (BigInteger, Column, Integer, MetaData, String, Table, bindparam, delete, select,
+from sqlalchemy import (BigInteger, Column, Integer, MetaData, String, Table, bindparam, delete, null, select,
                         update)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement, any_
 from sqlalchemy.types import Boolean, Text
@@ -94,6 +96,20 @@ def _json_string_postgresql(element: JsonString, compiler, **kw) -> str:
     return f"CAST(to_json({compiler.process(element.clauses, **kw)}) AS TEXT)"
 
 
+def insert_or_ignore(conn, table: Table):
+    """`INSERT ... ON CONFLICT DO NOTHING`: both dialects have it, in SQLAlchemy as each dialect's own
+    insert() (there is no generic one)."""
+    return _DIALECT_INSERTS[conn.dialect.name](table).on_conflict_do_nothing()
+
+
+def insert_or_update(conn, table: Table, keys: list[str], values: dict[str, Any]):
+    """`INSERT ... ON CONFLICT (keys) DO UPDATE SET values`."""
+    return _DIALECT_INSERTS[conn.dialect.name](table).on_conflict_do_update(index_elements=keys, set_=values)
+
+
+_DIALECT_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+
+
 # ---------------------------------------------------------------- merge: the batch's pairs as a table
 
 # One row per pair of a batch, so each kind moves for every pair of the batch in one statement. A
@@ -156,3 +172,75 @@ def clear_column_of_users(table_name: str, column: str):
     return update(table).where(table.c[column].is_not(None), owned).values({column: None})
 
 
+
+
+# ---------------------------------------------------------------- anonymise: unlink rows from their users
+
+class JsonObjectArray(ColumnElement[str]):
+    """An aggregate: the rows as a JSON list of objects ({key: column, ...}) in the order of
+    `order_by`, as text; `[]` for no rows. SQLite `json_group_array(json_object(...))`, which takes the
+    rows in the order the (indexed, correlated) subquery reads them; PostgreSQL
+    `json_agg(json_build_object(...) ORDER BY ...)`, which gives no rows NULL rather than `[]`."""
+
+    type = Text()
+    inherit_cache = True
+
+    def __init__(self, fields: dict[str, ColumnElement[Any]], order_by: ColumnElement[Any]):
+        self.fields = tuple(fields.items())
+        self.order_by = order_by
+
+    def _pairs(self, compiler, **kw) -> str:
+        return ", ".join(f"'{key}', {compiler.process(value, **kw)}" for key, value in self.fields)
+
+
+@compiles(JsonObjectArray)
+def _json_object_array(element: JsonObjectArray, compiler, **kw) -> str:
+    return f"json_group_array(json_object({element._pairs(compiler, **kw)}))"
+
+
+@compiles(JsonObjectArray, "postgresql")
+def _json_object_array_postgresql(element: JsonObjectArray, compiler, **kw) -> str:
+    order = compiler.process(element.order_by, **kw)
+    return (f"COALESCE(CAST(json_agg(json_build_object({element._pairs(compiler, **kw)}) ORDER BY {order}) "
+            f"AS TEXT), '[]')")
+
+
+def statistics_of(user_id: ColumnElement[Any]):
+    """The user's statistical categories as they stand, a JSON list of {"category_type",
+    "statistic_category"} in the order they were recorded (no statistic notes: they are free text)."""
+    s = schema.user_statistics
+    return (select(JsonObjectArray({"category_type": s.c.category_type,
+                                    "statistic_category": s.c.statistic_category}, s.c.id))
+            .where(s.c.user_id == user_id).scalar_subquery())
+
+
+def unlink_from_users(table_name: str, rows: ColumnElement[bool] | None = None):
+    """Anonymise loan history's one statement per kind: unlink rows of `table_name` (loans, requests,
+    fees) from their users, keeping what statistics need as it stands now (the user's group, record
+    type, account type and statistical categories) and `anonymized_at = :now`. The row keeps its own
+    dates, library, item and amounts; a fee's free-text comment goes, and every row's `extra` (the Alma
+    fields kept as loaded: an Alma loan carries its patron's `user_id`, a request `user_primary_id`).
+    `rows` says which: the ids `:ids`
+    by default. Only rows the job may touch are reached (returned loans, requests in history, closed
+    fees without balance), so the caller can compare the row count with what it re-checked."""
+    table = schema.metadata.tables[table_name]
+    u = schema.users
+    still_closed = {
+        "loans": lambda t: t.c.loan_status == "COMPLETE",
+        "requests": lambda t: t.c.request_status == "HISTORY",
+        "fees": lambda t: (t.c.status == "CLOSED") & (t.c.balance_minor == 0),
+    }[table_name](table)
+    values: dict[str, Any] = {
+        "anon_user_group": u.c.user_group,
+        "anon_record_type": u.c.record_type,
+        "anon_account_type": u.c.account_type,
+        "anon_statistics": statistics_of(table.c.user_id),
+        "anonymized_at": bindparam("now"),
+        "extra": null(),
+        "user_id": null(),
+    }
+    if table_name == "fees":
+        values["comment"] = null()
+    return (update(table)
+            .where(u.c.id == table.c.user_id, in_list(table.c.id) if rows is None else rows, still_closed)
+            .values(**values))

@@ -7,6 +7,7 @@ segment table holds. Surrogate ids of new rows, run ids and times differ by natu
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -32,10 +33,39 @@ _SNAPSHOT = {
 }
 
 
-def snapshot(url: str) -> dict[str, pd.DataFrame]:
+# Anonymise loan history: every loan, request and fee (linked to whom, or the snapshot it keeps), the
+# ledger, and the audit events' counts summed (the flow writes one event per batch, the baseline one).
+_ANONYMIZED = ("user_id, anonymized_at IS NULL AS linked, anon_user_group, anon_record_type, anon_account_type, "
+               "anon_statistics")
+_ANONYMIZE_SNAPSHOT = {
+    "loans": f"SELECT id, loan_status, {_ANONYMIZED} FROM loans ORDER BY id",
+    "requests": f"SELECT id, request_status, {_ANONYMIZED} FROM requests ORDER BY id",
+    "fees": f"SELECT id, status, balance_minor, comment IS NULL AS no_comment, {_ANONYMIZED} FROM fees ORDER BY id",
+    "fee_transactions": _SNAPSHOT["fee_transactions"],
+    "rows_per_table": _SNAPSHOT["rows_per_table"].replace(" UNION ALL SELECT 'job_events' AS table_name, COUNT(*) AS n "
+                                                          "FROM job_events", ""),
+    "job_events": "SELECT event, user_id, fee_id, amount_minor, details FROM job_events "
+                  "WHERE event <> 'HISTORY_ANONYMIZED' ORDER BY event, user_id, fee_id",
+    "anonymized_events": "SELECT details FROM job_events WHERE event = 'HISTORY_ANONYMIZED'",
+}
+
+
+def _summed_details(frame: pd.DataFrame) -> pd.DataFrame:
+    totals: dict[str, int] = {}
+    for details in frame["details"]:
+        for key, value in json.loads(details).items():
+            totals[key] = totals.get(key, 0) + int(value)
+    return pd.DataFrame(sorted(totals.items()), columns=["what", "count"])
+
+
+def snapshot(url: str, job: str | None = None) -> dict[str, pd.DataFrame]:
+    """What a librarian would compare after `job` (the default: purge, waive, merge)."""
+    statements = _ANONYMIZE_SNAPSHOT if job == "anonymize" else _SNAPSHOT
     with get_engine(url).connect() as conn:
-        out = {name: pd.read_sql(text(sql), conn) for name, sql in _SNAPSHOT.items()}
+        out = {name: pd.read_sql(text(sql), conn) for name, sql in statements.items()}
     dispose_engines()
+    if "anonymized_events" in out:
+        out["anonymized_events"] = _summed_details(out["anonymized_events"])
     for frame in out.values():
         for column in frame.columns:
             if frame[column].dtype == bool:

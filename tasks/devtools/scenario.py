@@ -1,6 +1,6 @@
 """The library-scale scenario that tests/test_scale.py and benchmarks/run.py share: the demo library it
 runs on, the jobs' command lines (a nightly purge that also clears small debts, an amnesty for users
-owing up to 25.00, merging the demo's duplicate pairs) and the pairs to merge."""
+owing up to 25.00, merging the demo's duplicate pairs, anonymising a year's history) and the pairs to merge."""
 from __future__ import annotations
 
 import datetime as dt
@@ -23,6 +23,10 @@ DEFAULT_POLICY = "keep-statistics-remove-id"
 PURGE_ARGS = ["purge", "--as-of", TODAY.isoformat(), "--max-owed", PURGE_MAX_OWED, "--confirm", "--json"]
 WAIVE_ARGS = ["waive", "--as-of", TODAY.isoformat(), "--max-fine-threshold", WAIVE_THRESHOLD,
               "--reason", WAIVE_REASON, "--comment", WAIVE_COMMENT, "--confirm", "--json"]
+# Anonymise loan history: what a library keeps linked for a year (loans, requests, fees alike).
+ANONYMIZE_DAYS = 365
+ANONYMIZE_ARGS = ["anonymize", "--as-of", TODAY.isoformat(), "--loan-days", str(ANONYMIZE_DAYS),
+                  "--request-days", str(ANONYMIZE_DAYS), "--fee-days", str(ANONYMIZE_DAYS), "--confirm", "--json"]
 MERGE_ARGS = ["merge", "--segments", "all", "--copy-as-internal", "--confirm", "--json"]
 
 

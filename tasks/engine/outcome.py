@@ -36,10 +36,6 @@ class Kind(enum.Enum):
         self.state_type = state_type
 
     @property
-    def changed_nothing(self) -> bool:
-        return self in (Kind.DRY_RUN, Kind.REJECTED, Kind.APPROVAL_TIMED_OUT, Kind.REFUSED, Kind.INVALID)
-
-    @property
     def exit_code(self) -> int:
         """The command line's exit code (contract: 0 the job ran, 2 bad input, 1 anything else)."""
         if self is Kind.INVALID:

@@ -8,11 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import Connection, delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tasks.errors import InvalidInput
 from tasks.db.schema import codes
+from tasks.db.statements import insert_or_ignore, insert_or_update
 
 # table name -> (what it holds, the codes a new library starts with)
 CODE_TABLES: dict[str, tuple[str, dict[str, str]]] = {
@@ -57,17 +56,13 @@ def _check_table(table: str) -> None:
         raise InvalidInput(f"unknown code table {table!r}; valid tables: {', '.join(sorted(CODE_TABLES))}")
 
 
-def _insert(conn: Connection):
-    return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(codes)
-
-
 def seed_codes(conn: Connection) -> None:
     rows = [
         {"code_table": table, "code": code, "description": desc}
         for table, (_, defaults) in CODE_TABLES.items()
         for code, desc in defaults.items()
     ]
-    conn.execute(_insert(conn).on_conflict_do_nothing(), rows)
+    conn.execute(insert_or_ignore(conn, codes), rows)
 
 
 def list_codes(conn: Connection, table: str | None = None) -> list[dict]:
@@ -95,8 +90,8 @@ def add_code(conn: Connection, table: str, code: str, description: str) -> bool:
     if len(code) > 64:
         raise InvalidInput(f"code {code[:20]!r}... is longer than 64 characters")
     new = code not in code_values(conn, table)
-    stmt = _insert(conn).values(code_table=table, code=code, description=description)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["code_table", "code"], set_={"description": description}))
+    conn.execute(insert_or_update(conn, codes, ["code_table", "code"], {"description": description})
+                 .values(code_table=table, code=code, description=description))
     return new
 
 
@@ -116,7 +111,7 @@ def ensure_codes(conn: Connection, table: str, found: dict[str, str | None]) -> 
         if code and code not in known
     ]
     if rows:
-        conn.execute(_insert(conn).on_conflict_do_nothing(), rows)
+        conn.execute(insert_or_ignore(conn, codes), rows)
 
 
 def require_codes(conn: Connection, table: str, given: Iterable[str], parameter: str) -> None:

@@ -7,10 +7,9 @@ lock (tasks/db/migrate.py: migration_transaction) and is looked at again under i
 from __future__ import annotations
 
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tasks.db.engine import get_engine, read_connection
+from tasks.db.statements import insert_or_ignore
 from tasks.db.migrate import check_can_upgrade, migration_transaction, schema_state, upgrade_to_head
 from tasks.db.schema import codes, settings
 from tasks.library.codes import CODE_TABLES, seed_codes
@@ -32,9 +31,8 @@ def init_db(engine: Engine | None = None) -> str:
             return state.revision
     with migration_transaction(engine) as conn:
         revision = upgrade_to_head(conn)
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         conn.execute(
-            insert(settings).on_conflict_do_nothing(),
+            insert_or_ignore(conn, settings),
             [{"key": k, "value": v} for k, v in DEFAULT_SETTINGS.items()],
         )
         seed_codes(conn)

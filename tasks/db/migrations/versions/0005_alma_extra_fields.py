@@ -12,14 +12,14 @@ On SQLite the users and fees changes rebuild those tables in batch mode (copy, d
 foreign keys off for the upgrade's transaction (tasks/db/migrate.py): rows are kept, children too.
 Types and constraints are written out here, not imported from tasks/db/schema.py.
 
-Revision 0005, after 0001 (0002-0004 are being written alongside; the revisions are put in one line
-when they land).
+Revision 0005, after 0002 (main's head when this landed; 0003-0004 are being written alongside, and the
+revisions are put in one line when they land). It adds `extra` after 0002's snapshot columns.
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0005"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -50,7 +50,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Back to 0001 only when nothing needs this revision: a credit (a negative balance) fails the old
+    # Back to 0002 only when nothing needs this revision: a credit (a negative balance) fails the old
     # check, and the Alma fields kept in `extra` are lost.
     op.execute("UPDATE users SET account_type = 'EXTERNAL' WHERE account_type IS NULL")
     with op.batch_alter_table("fees") as batch_op:
