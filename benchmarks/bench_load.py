@@ -71,7 +71,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         source = args.source_db
         if source is None:
-            from tasks.devtools.demo_data import make_demo_library
+            from tasks.devtools.demo import make_demo_library
 
             source = f"sqlite:///{tmp}/demo.db"
             engine = get_engine(source)
