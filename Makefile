@@ -12,7 +12,7 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
 
-.PHONY: setup demo test test-fast lint
+.PHONY: setup demo test test-fast test-browser lint
 setup: $(VENV)/.installed
 
 # A fresh demo library in the embedded default database, then the nightly purge: dry run, real run.
@@ -30,10 +30,15 @@ lint: setup
 
 # The whole suite: the README's test command and CI's.
 test: setup lint
-	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # The pure rules and unit tests, no database server and no Prefect: under a minute.
 FAST_TESTS := tests/test_purge_rules.py tests/test_waive_rules.py tests/test_merge_rules.py tests/test_outcome.py \
 	tests/test_cli_generation.py tests/reliability/test_rules_properties.py
 test-fast: setup lint
 	$(PY) -m pytest -q -p no:cacheprovider $(FAST_TESTS) $(PYTEST_ARGS)
+
+# The Prefect UI in a real browser (Debian's /usr/bin/chromium): form, dry run, approval. Part of `make test`;
+# screenshots in build/browser-shots/.
+test-browser: setup
+	$(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_browser.py $(PYTEST_ARGS)

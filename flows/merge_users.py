@@ -8,6 +8,7 @@ rules in sql/merge/, then deletes the From user completely. Dry run unless `dry_
 """
 from tasks.engine.definition import JobDefinition, Unit
 from tasks.engine.flow import job_flow
+from tasks.engine.report import counted
 from tasks.merge import steps
 from tasks.merge.parameters import MergeParameters
 from tasks.merge.rules import KINDS
@@ -33,6 +34,8 @@ MERGE = JobDefinition(
     shape_summary=steps.shape_summary,
     report_sections=steps.per_pair_section,
     left_out_is_failure=True,
+    headline=lambda s: (f"Merge {s['merged']:,} of {counted(s['pairs'], 'pair')}: "
+                        "each From user into its To user, then delete the From user"),
 )
 
 merge_users = job_flow(MERGE)

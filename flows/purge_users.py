@@ -7,6 +7,8 @@ active fees (reason USER_PURGED) and then removes the user as the delete-user po
 """
 from tasks.engine.definition import JobDefinition, Unit
 from tasks.engine.flow import job_flow
+from tasks.engine.report import counted
+from tasks.library.money import money
 from tasks.purge import steps
 from tasks.purge.parameters import PurgeParameters
 
@@ -30,6 +32,8 @@ PURGE = JobDefinition(
     fingerprint=("owed_minor", "active_fees", "all_fees", "active_loans", "active_requests", "protected"),
     selection_counts=("eligible",),
     sample_columns=("user_group", "record_type", "purge_date"),
+    headline=lambda s: f"Purge {counted(s['purged'], 'user')}" + (
+        f", waiving {counted(s['fines_waived'], 'fine')} ({money(s['amount_waived'])})" if s["fines_waived"] else ""),
 )
 
 purge_user_records = job_flow(PURGE)

@@ -7,6 +7,8 @@ comment and time. Optionally users with overdue loans are left out; protected us
 """
 from tasks.engine.definition import JobDefinition, Unit
 from tasks.engine.flow import job_flow
+from tasks.engine.report import counted
+from tasks.library.money import money
 from tasks.waive import steps
 from tasks.waive.parameters import WaiveParameters
 
@@ -30,6 +32,8 @@ WAIVE = JobDefinition(
     selection_counts=("users_eligible",),
     shape_summary=steps.add_users_considered,
     sample_columns=("user_group", "owed"),
+    headline=lambda s: (f"Waive {counted(s['fines_waived'], 'fine')} of {counted(s['users_waived'], 'user')}, "
+                        f"{money(s['amount_waived'])} in total"),
 )
 
 bulk_fine_waiving = job_flow(WAIVE)

@@ -85,12 +85,14 @@ def test_an_approved_run_shows_its_preview_then_applies_and_records_who_approved
     thread, outcome = start_in_background()
     row, flow_run, form = wait_until_paused(engine, outcome)
     assert purged(engine) == []  # nothing changes while it waits
-    assert "leaving" in row["report"] and "eligible | 1" in row["report"]
+    assert "leaving" in row["report"] and "Users eligible | 1" in row["report"]
     assert flow_run.name == "purge-2026-12-20"
     assert {"purge-user-records", "real-run"} <= set(flow_run.tags)
-    assert "Sample of who is affected" in form and "leaving" in form  # what the approver sees
+    # What the approver sees first: one sentence saying what approving does; the detail is the preview.
+    assert json.loads(form).startswith("**Purge 1 user; 1 user skipped (has active loans).**"), form
+    assert "Sample of who is affected" in row["report"]
 
-    resume_flow_run(flow_run.id, run_input={"approve": True, "approved_by": "alice", "note": "term cleanup"})
+    resume_flow_run(flow_run.id, run_input={"decision": "Approve", "reviewer": "alice", "note": "term cleanup"})
     thread.join(60)
     assert "error" not in outcome, outcome.get("error")
     assert outcome["summary"]["purged"] == 1 and outcome["summary"]["skipped"] == {"ACTIVE_LOANS": 1}
@@ -99,6 +101,42 @@ def test_an_approved_run_shows_its_preview_then_applies_and_records_who_approved
     done = job_run(engine, row["run_id"])
     assert (done["status"], done["approved_by"], done["approval_note"]) == ("COMPLETED", "alice", "term cleanup")
     assert json.loads(done["summary"])["purged"] == 1
+    assert "Run approved by alice on " in done["report"]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_approval_by_someone_not_on_the_list_of_approvers_is_refused_in_words(engine, prefect_api, monkeypatch):
+    from prefect import get_client
+    from prefect.flow_runs import resume_flow_run
+    from prefect.input.run_input import keyset_from_paused_state
+
+    monkeypatch.setenv("LIBRARY_APPROVERS", "Alice, Ola Nordmann")
+    library(engine)
+    thread, outcome = start_in_background()
+    row, flow_run, _ = wait_until_paused(engine, outcome)
+    resume_flow_run(flow_run.id, run_input={"decision": "Approve", "reviewer": "mallory", "note": ""})
+
+    def asked_again():
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(flow_run.id).state
+            if not state.is_paused():
+                return None
+            try:
+                return client.read_flow_run_input(flow_run.id, keyset_from_paused_state(state)["description"])
+            except Exception:  # noqa: BLE001 - not saved yet
+                return None
+
+    deadline = time.monotonic() + 30
+    while (form := asked_again()) is None or "mallory" not in form:
+        assert time.monotonic() < deadline, "the run was not paused again"
+        time.sleep(0.3)
+    form = json.loads(form)
+    assert "mallory is not on the library's list of approvers" in form and "Alice, Ola Nordmann" in form
+    assert purged(engine) == []
+    resume_flow_run(flow_run.id, run_input={"decision": "Approve", "reviewer": "ola nordmann", "note": ""})
+    thread.join(60)
+    assert outcome["state"].name == "Completed" and len(purged(engine)) == 1
+    assert job_run(engine, row["run_id"])["approved_by"] == "ola nordmann"
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -108,7 +146,7 @@ def test_a_rejected_run_ends_without_changing_anything(engine, prefect_api):
     library(engine)
     thread, outcome = start_in_background()
     row, flow_run, _ = wait_until_paused(engine, outcome)
-    resume_flow_run(flow_run.id, run_input={"approve": False, "approved_by": "bob", "note": "wrong group"})
+    resume_flow_run(flow_run.id, run_input={"decision": "Reject", "reviewer": "bob", "note": "wrong group"})
     thread.join(60)
     assert "error" not in outcome, outcome.get("error")
     assert outcome["summary"]["purged"] == 0 and outcome["summary"]["dry_run"] is False

@@ -73,7 +73,7 @@ def test_an_unapproved_run_is_not_an_error_and_its_wait_is_not_work(decision, ki
     assert (result.status, result.kind.state_type, result.kind.exit_code) == (status, "CANCELLED", 0)
     report = outcome_report(PURGE, run, result, preview, elapsed_s=51.0)
     assert "nothing was changed" in report.splitlines()[2]
-    assert "**Duration:** 1.00 s" in report
+    assert "**Duration of the work:** 1.00 s" in report
 
 
 def test_a_real_run_counts_what_its_batches_did_and_names_nobody_it_changed():
@@ -115,3 +115,25 @@ def test_every_outcome_has_a_distinct_state_name():
     names = [k.state_name for k in Kind]
     assert len(names) == len(set(names))
     assert {k.state_type for k in Kind} == {"COMPLETED", "CANCELLED", "FAILED"}
+
+
+def test_a_report_speaks_in_words_with_the_currency_and_says_who_approved_and_when(monkeypatch):
+    monkeypatch.setenv("LIBRARY_CURRENCY", "NOK")
+    run, preview = purge_run(True), purge_preview()
+    run.parameters = {"grace_period_days": 10, "max_owed": "0.00", "user_groups": [], "dry_run": True,
+                      "max_users": None}
+    report = outcome_report(PURGE, run, outcomes.from_preview(PURGE, run, preview), preview, elapsed_s=1.0)
+    assert ("**Dry run: a real run would purge 2 users, waiving 1 fine (2.50 NOK); 2 users skipped "
+            "(1 has active loans, 1 owes more than the limit).**") in report
+    for row in ("| Grace period (days) | 10 |", "| User groups | all |", "| Most owed | 0.00 NOK |",
+                "| Dry run | yes |", "| Most users per run | no limit |", "| Users purged | 2 |",
+                "| Amount waived | 2.50 NOK |", "| has active loans | ACTIVE_LOANS | 1 |"):
+        assert row in report, row
+    assert "True" not in report and "None" not in report and "[]" not in report
+
+    approved = ApprovalDecision(True, "alice", "term cleanup", at="2026-12-20 14:03 UTC")
+    real = purge_run(False)
+    done = outcomes.from_batches(PURGE, preview, ApplyOutcome(counts={"purged": 2}, batches=1,
+                                                              committed_batches=1), approval=approved, waited_s=30.0)
+    report = outcome_report(PURGE, real, done, preview, elapsed_s=31.0)
+    assert "- **Approval:** Run approved by alice on 2026-12-20 14:03 UTC (term cleanup)." in report

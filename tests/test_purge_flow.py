@@ -132,14 +132,14 @@ def test_purge_rules_dry_run_real_run_and_rerun(engine, cli):
     # The report: run date, parameters, counts, throughput, and who was skipped and why; the real run
     # names nobody it purged. The same text is the Prefect artifact.
     report = run["report"]
-    assert "2026-12-20" in report and "| grace_period_days | 10 |" in report
-    assert "| eligible | 2 |" in report and "| amount_waived | 3.50 |" in report
+    assert "2026-12-20" in report and "| Grace period (days) | 10 |" in report
+    assert "| Users eligible | 2 |" in report and "| Amount waived | 3.50 EUR |" in report
     assert "| OWES_ABOVE_THRESHOLD | 1 |" in report and "users/s" in report
     assert "| requesting | ACTIVE_REQUESTS |" in report and "| protected | PROTECTED |" in report
     assert "| edge |" not in report and "| owes-at-max |" not in report
     assert read_report_artifacts(run["flow_run_id"]) == [report]
     code, out, _ = cli("purge", "--as-of", "2026-12-20", "--grace-period-days", "10", "--max-owed", "3.50")
-    assert code == 0 and out.startswith("# Purge User Records: dry run") and "| purged | 0 |" in out
+    assert code == 0 and out.startswith("# Purge User Records: dry run") and "| Users purged | 0 |" in out
 
     # A rerun finds nothing more to purge and skips the same users for the same reasons.
     after_real = library_snapshot(engine)

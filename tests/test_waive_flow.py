@@ -103,7 +103,7 @@ def test_dry_run_real_run_and_rerun(engine, cli):
                               .where(job_events.c.run_id == real["run_id"])).all()
     assert run.status == "COMPLETED" and run.job == "bulk-fine-waiving" and not run.dry_run
     assert json.loads(run.summary)["amount_waived"] == "122.51"
-    assert "| DAMAGEDITEMFINE | 70.01 |" in run.report and "| OVERDUEFINE | 50.00 |" in run.report
+    assert "| DAMAGEDITEMFINE | 70.01 EUR |" in run.report and "| OVERDUEFINE | 50.00 EUR |" in run.report
     assert "| ABOVE_FINE_THRESHOLD | 1 |" in run.report and "Duration" in run.report
     assert sorted((e.event, e.fee_id, e.amount_minor) for e in events) == sorted(
         ("FEE_WAIVED", t.fee_id, t.amount_minor) for t in waived)

@@ -8,40 +8,142 @@ from the form ends the run at once as *Invalid parameters* with one line naming 
 """
 from __future__ import annotations
 
+import datetime as dt
 import inspect
-from typing import Annotated, Any
+import logging
+import types
+import typing
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
 from prefect import Flow, flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed, State
+from pydantic import WithJsonSchema
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from tasks.engine.definition import JobDefinition
 from tasks.engine.outcome import Kind
-from tasks.engine.parameters import form_order, naming, parse, run_date_and_time, title_of
+from tasks.engine.parameters import form_of, form_order, naming, parse, run_date_and_time, title_of
 from tasks.engine.runner import JobResult, run_job
-from tasks.errors import InvalidInput, JobFailed, JobRefused, RunNotApproved
+from tasks.errors import InvalidInput, JobFailed, JobRefused, JobStopped, RunNotApproved
 
 _STATES = {"COMPLETED": Completed, "CANCELLED": Cancelled, "FAILED": Failed}
 
 
 def form_signature(model) -> inspect.Signature:
-    """The model's fields as keyword-only parameters, constraints in the annotation (Prefect keeps
-    those) and title/description/default in a Field default (Prefect reads those from the default)."""
+    """The model's fields as keyword-only parameters in `form_order`, each with a JSON schema the Prefect
+    3.9.1 run form renders well (`form_schema`), its title, description and form default. Prefect reads
+    title, description and default from a FieldInfo default, and the schema from the annotation."""
     parameters = []
     for position, name in enumerate(form_order(model)):
         field: FieldInfo = model.model_fields[name]
-        default = field.default
-        if default is PydanticUndefined and field.default_factory is not None:
-            default = field.default_factory()
+        schema, default = form_schema(name, field)
         extra = dict(field.json_schema_extra or {}) if isinstance(field.json_schema_extra, dict) else {}
         extra.update(title=title_of(name, field), position=position)
-        annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+        if schema is None:  # structured values (merge pairs): pydantic's own schema
+            annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+        else:
+            annotation = Annotated[Any, WithJsonSchema(schema)]
         parameters.append(inspect.Parameter(
             name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
             default=FieldInfo(default=default, description=field.description, json_schema_extra=extra)))
     return inspect.Signature(parameters)
+
+
+_BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum",
+           "min_length": "minLength", "max_length": "maxLength"}
+NUMBER_BOUNDS = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
+
+
+def _bounds(field: FieldInfo, keys: tuple[str, ...]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for meta in field.metadata:
+        for attr, key in _BOUNDS.items():
+            value = getattr(meta, attr, None)
+            if value is not None and key in keys:
+                found[key] = float(value) if isinstance(value, Decimal) else value
+    return found
+
+
+def _optional(annotation: Any) -> tuple[Any, bool]:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return annotation, False
+
+
+def _choices(annotation: Any) -> list[Any] | None:
+    return list(typing.get_args(annotation)) if typing.get_origin(annotation) is Literal else None
+
+
+def form_schema(name: str, field: FieldInfo) -> tuple[dict[str, Any] | None, Any]:
+    """The field's JSON schema and default in the shapes the run form renders well (FINDINGS of the UI
+    research): an amount is a number with its minimum (never `multipleOf`, which the server's check
+    gets wrong for 0.07; the model checks the two decimals), a date a date picker ("" = not given), a
+    fixed choice a dropdown, a list of choices a multi-select, a flag a switch, and no `None` anywhere
+    (no type switches): an optional value's form default says the same as None ("", 0 = no limit)."""
+    annotation, optional = _optional(field.annotation)
+    default = field.get_default(call_default_factory=True)
+    if default is PydanticUndefined:
+        default = ...
+    given = default is not ... and default is not None
+    if annotation is Decimal:
+        schema: dict[str, Any] = {"type": "number", **_bounds(field, NUMBER_BOUNDS)}
+        places = next((m.decimal_places for m in field.metadata if getattr(m, "decimal_places", None)), None)
+        if "exclusiveMinimum" in schema and places:  # "more than 0" with cents: at least 0.01
+            schema["minimum"] = schema.pop("exclusiveMinimum") + 10 ** -places
+        default = float(default) if given else (0 if default is None else default)
+    elif annotation is dt.date:
+        schema = {"type": "string", "format": "date"}
+        default = default.isoformat() if given else ("" if default is None else default)
+    elif typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation) or (str,)
+        choices = _choices(item)
+        schema = {"type": "array", "items": {"type": "string", **({"enum": choices} if choices else {})},
+                  "uniqueItems": True}
+        if item is not str and not choices:
+            return None, default
+    elif _choices(annotation) is not None:
+        schema = {"type": "string", "enum": _choices(annotation)}
+    elif annotation is bool and optional:  # three ways: a dropdown of words the model understands
+        words = form_of(field).words
+        if not words:
+            raise TypeError(f"{name}: an optional flag needs its words for the form (Form(words=...))")
+        schema = {"type": "string", "enum": list(words)}
+        default = next(w for w, v in words.items() if v == default)
+    elif annotation is bool:
+        schema = {"type": "boolean"}
+    elif annotation is str:
+        schema = {"type": "string", **_bounds(field, ("minLength", "maxLength"))}
+        default = "" if default is None else default
+    elif annotation in (int, float):
+        schema = {"type": "integer" if annotation is int else "number", **_bounds(field, NUMBER_BOUNDS)}
+        if default is None:
+            if not form_of(field).zero_is_none:  # 0 may mean something (0 days): keep pydantic's shape
+                return None, default
+            schema.pop("exclusiveMinimum", None)  # an optional limit: 0 means no limit
+            schema["minimum"] = 0
+            default = 0
+    else:
+        return None, default
+    return schema, default
+
+
+def form_values(model, values: dict[str, Any]) -> dict[str, Any]:
+    """What the form sent, as the model takes it: "" (an empty text or date) is the model's "not given"."""
+    cleaned = {}
+    for name, value in values.items():
+        field = model.model_fields.get(name)
+        if field is not None and value == "" and field.get_default(call_default_factory=True) is None:
+            continue
+        words = form_of(field).words if field is not None else None
+        if words and isinstance(value, str) and value in words:
+            value = words[value]
+        cleaned[name] = value
+    return cleaned
 
 
 def field_titles(model) -> dict[str, str]:
@@ -81,15 +183,43 @@ def stopped_before_run(kind: Kind, message: str) -> State:
 
 def flow_run_name(job: JobDefinition):
     """Flow runs named after the job and run date (`purge-2026-11-28`, `waive-2026-11-28-dry-run`),
-    so the runs list reads as a diary; a run with bad parameters is named too."""
+    so the runs list reads as a diary; a run with bad parameters is named too. Never raises: a name
+    callable that fails leaves the run with Prefect's random name."""
 
     def name() -> str:
         values = flow_run.parameters or {}
         as_of = values.get("as_of")
-        day = as_of if isinstance(as_of, str) and as_of else (as_of or run_date_and_time(None)[0])
+        try:
+            day = dt.date.fromisoformat(str(as_of)) if as_of else run_date_and_time(None)[0]
+        except ValueError:  # a bad date (or time zone) ends the run as Invalid parameters; named still
+            day = dt.date.today()
         return f"{job.command}-{day}" + ("" if values.get("dry_run") is False else "-dry-run")
 
     return name
+
+
+class _QuietNamedEndings(logging.Filter):
+    """Prefect 3.9.1's engine, run by a worker or `serve` (`python -m prefect.engine`), logs an ERROR
+    "Engine execution exited with unexpected exception" with a FailedRun/CancelledRun traceback for
+    every Failed or Cancelled final state, also one the flow returned on purpose (Invalid parameters,
+    Refused, Rejected, Failed with what was committed). The flow has already said why in one line:
+    drop that record. An exception the flow did not turn into a state (a bug, a crash) is anything
+    else, and is still logged with its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.getMessage().startswith("Engine execution exited with unexpected exception"):
+            from prefect.exceptions import CancelledRun, FailedRun
+
+            # The state's own data is what the engine re-raises: the flow's named ending, already said
+            # in one line (a failed batch's error is in the report and the state message too).
+            return not isinstance(record.exc_info[1], (FailedRun, CancelledRun, InvalidInput, JobStopped))
+        return True
+
+
+def quiet_named_endings() -> None:
+    flow_runs = logging.getLogger("prefect.flow_runs")
+    if not any(isinstance(f, _QuietNamedEndings) for f in flow_runs.filters):
+        flow_runs.addFilter(_QuietNamedEndings())
 
 
 def job_flow(job: JobDefinition) -> Flow:
@@ -101,7 +231,7 @@ def job_flow(job: JobDefinition) -> Flow:
         given = {k: v for k, v in values.items() if not isinstance(v, FieldInfo)}
         try:
             with naming(titles):
-                result = run_job(job, parse(job.parameters, given))
+                result = run_job(job, parse(job.parameters, form_values(job.parameters, given)))
         except InvalidInput as exc:
             return stopped_before_run(Kind.INVALID, str(exc))
         except JobRefused as exc:
@@ -116,4 +246,5 @@ def job_flow(job: JobDefinition) -> Flow:
     job_run_flow = flow(name=job.name, description=job.summary_line, flow_run_name=flow_run_name(job),
                         validate_parameters=False, log_prints=True)(run)
     job_run_flow.job = job
+    quiet_named_endings()  # the engine imports the flow's module before it runs the flow
     return job_run_flow

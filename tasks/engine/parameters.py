@@ -7,7 +7,7 @@ import contextlib
 import os
 import re
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,6 +28,28 @@ class Cli:
     sets: Any = True                  # the value a bool flag sets when given (`--confirm` sets dry_run False)
     hidden: bool = False              # not on the command line (e.g. structured lists for the API)
     help: str | None = None           # when the flag's meaning differs from the field's description
+
+
+@dataclass(frozen=True)
+class Form:
+    """How a parameter appears in the Prefect run form, where its type alone does not say it. Put it in
+    the field's `Annotated[...]`.
+
+    `codes`: the code table whose codes the deploy step offers as a dropdown (the flow checks the codes
+    against the table at run time too); `internal` codes of it that only the jobs themselves use and a
+    person never picks (USER_PURGED). `words`: a flag that may also be left to the job, as a dropdown of
+    words -> True / False / None."""
+    codes: str | None = None
+    internal: tuple[str, ...] = ()
+    words: dict[str, Any] | None = field(default=None, hash=False)
+    # An optional limit the model reads as None when 0 comes (`max_users`): the form shows a number with
+    # default 0 instead of a number-or-None switch. Without it an optional number keeps pydantic's shape,
+    # since 0 may mean something there (0 days).
+    zero_is_none: bool = False
+
+
+def form_of(info: FieldInfo) -> Form:
+    return next((m for m in info.metadata if isinstance(m, Form)), Form())
 
 
 def cli_of(field: FieldInfo) -> Cli:
@@ -62,6 +84,15 @@ def named(field: str) -> str:
     return _NAMES.get().get(field, field)
 
 
+_PHRASES = (("Input should be greater than or equal to", "must be at least"),
+            ("Input should be greater than", "must be more than"),
+            ("Input should be less than or equal to", "must be at most"),
+            ("Input should be less than", "must be less than"),
+            ("Decimal input should have no more than 2 decimal places", "at most 2 decimals (cents)"),
+            ("Input should be a valid decimal", "must be an amount such as 12.50"),
+            ("Input should be a valid number, unable to parse string as a number", "must be a number"))
+
+
 def validation_message(exc: ValidationError, names: dict[str, str], model: type[BaseModel] | None = None) -> str:
     """A pydantic error in the operator's words: which parameter (by the name they know it by: a flag
     on the command line, a title in the form), which value, what is wrong, and the valid choices."""
@@ -71,6 +102,8 @@ def validation_message(exc: ValidationError, names: dict[str, str], model: type[
         field = loc[0] if loc else ""
         where = " ".join([names.get(field, field), *loc[1:]]) or "parameters"
         message = err["msg"].removeprefix("Value error, ")
+        for pydantic_says, we_say in _PHRASES:
+            message = message.replace(pydantic_says, we_say)
         if err["type"] == "extra_forbidden":
             message = "is not a parameter of this job"
         elif err["type"].startswith("date_"):
@@ -92,6 +125,28 @@ def parse(model: type["JobParameters"], values: dict[str, Any]) -> "JobParameter
         raise InvalidInput(validation_message(exc, _NAMES.get(), model)) from None
 
 
+def check_codes(conn, parameters: "JobParameters") -> None:
+    """Every code a parameter takes from a code table (`Form(codes=...)`) is in the table and not one of
+    its internal codes; else InvalidInput naming the parameter and its valid codes. The form offers only
+    these, but a code may have been removed since deploying, and the command line and the API send text."""
+    from tasks.library.codes import code_values
+
+    problems = []
+    for name, info in type(parameters).model_fields.items():
+        form = form_of(info)
+        if not form.codes:
+            continue
+        value = getattr(parameters, name)
+        given = value if isinstance(value, list) else [value]
+        valid = sorted(code_values(conn, form.codes) - set(form.internal))
+        unknown = [c for c in given if c not in valid]
+        if unknown:
+            problems.append(f"{named(name)}: unknown {form.codes.replace('-', ' ')} "
+                            f"{', '.join(repr(c) for c in unknown)}; valid codes: {', '.join(valid) or '(none)'}")
+    if problems:  # every bad code at once, so one correction is enough
+        raise InvalidInput("; ".join(problems))
+
+
 class JobParameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -99,7 +154,7 @@ class JobParameters(BaseModel):
                                  "is a dry run: it computes and reports exactly what it would do, and changes nothing.")] = Field(
         default=True, title="Dry run",
         description="Compute and report exactly what the job would do, and change nothing. "
-                    "Set to false to really change the database.",
+                    "Switch off (false) to really change the database.",
     )
     as_of: dt.date | None = Field(
         default=None, title="Run date",

@@ -19,7 +19,7 @@ from tasks.engine.approval import ask_for_approval
 from tasks.engine.batches import apply_in_batches
 from tasks.engine.definition import JobDefinition, JobRun, P, Preview
 from tasks.engine.outcome import Kind, RunOutcome
-from tasks.engine.parameters import run_date_and_time
+from tasks.engine.parameters import check_codes, run_date_and_time
 from tasks.engine.records import finish_job_run, mark_interrupted_runs, start_job_run, tag_flow_run
 from tasks.engine.report import outcome_report, publish_report
 from tasks.engine.selection import select_and_decide
@@ -53,8 +53,9 @@ def check(job: JobDefinition[P], parameters: P) -> P:
     """Everything that makes a run invalid, before anything is recorded or changed (InvalidInput)."""
     if job.prepare:
         parameters = job.prepare(parameters)
-    if job.validate:
-        with read_connection(get_engine()) as conn:
+    with read_connection(get_engine()) as conn:
+        check_codes(conn, parameters)  # the codes the form offers as dropdowns (Form(codes=...))
+        if job.validate:
             job.validate(conn, parameters)
     return parameters
 
@@ -95,8 +96,8 @@ def _run(job: JobDefinition[P], parameters: P) -> JobResult:
     summary = outcomes.summary(job, run, outcome)
     report = outcome_report(job, run, outcome, preview, time.monotonic() - run.started)
     finish_job_run(run, outcome.status, summary, report, error=outcome.error)
-    publish_report(job.name, report, f"{job.title} ({'dry run' if run.dry_run else 'real run'}: "
-                                     f"{outcome.kind.state_name.lower()})")
+    publish_report(job.name, report, f"{job.title}: {outcome.kind.state_name}"
+                                     + ("" if run.dry_run or outcome.kind is Kind.DRY_RUN else " (real run)"))
     return JobResult(run, outcome, summary)
 
 

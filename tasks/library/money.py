@@ -23,3 +23,10 @@ def from_minor(minor: int) -> Decimal:
 def format_amount(minor: int) -> str:
     """The contract's amount form: a decimal string such as "12.50"."""
     return str(from_minor(minor))
+
+
+def money(amount: Decimal | str | int, currency: str | None = None) -> str:
+    """An amount as people write it: "5,076.16 EUR" (the library's currency unless given)."""
+    from tasks.library.settings import library_currency
+
+    return f"{Decimal(str(amount)).quantize(CENT):,} {currency or library_currency()}"

@@ -5,10 +5,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from tasks.engine.parameters import Cli, JobParameters
+from tasks.engine.parameters import Cli, Form, JobParameters
 from tasks.merge.rules import SEGMENTS
 
 Segment = Literal["contacts", "identifiers", "notes", "blocks", "statistics", "attachments", "roles", "proxies"]
+
+
+# The form's words for copy_as_internal (the command line's --copy-as-internal / --no-copy-as-internal).
+COPY_AS_WORDS = {"As the To user's account type": None, "Internal": True, "External": False}
 
 
 class MergePair(BaseModel):
@@ -51,7 +55,7 @@ class MergeParameters(JobParameters):
         description="Segments copied to the To user (others are deleted with the From user); 'all' for every "
                     "one. Loans, requests and fees always move.",
     )
-    copy_as_internal: Annotated[bool | None, Cli("--copy-as-internal/--no-copy-as-internal")] = Field(
+    copy_as_internal: Annotated[bool | None, Cli("--copy-as-internal/--no-copy-as-internal"), Form(words=COPY_AS_WORDS)] = Field(
         default=None, title="Copy as internal",
         description="Copied segments become Internal (true) or External (false). Required for a pair that "
                     "merges an INTERNAL user into an EXTERNAL one; empty means of the To user's account type.",

@@ -6,7 +6,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import Field, field_validator
 
-from tasks.engine.parameters import Cli, JobParameters
+from tasks.engine.parameters import Cli, Form, JobParameters
 
 # Alma's record types are fixed (unlike user groups, which are the library's own codes), so the form
 # offers them as a list to pick from.
@@ -25,7 +25,7 @@ class PurgeParameters(JobParameters):
         default_factory=list, title="Record types",
         description="Only users of these record types (repeatable). Empty: every record type.",
     )
-    user_groups: Annotated[list[str], Cli("--user-group", metavar="CODE")] = Field(
+    user_groups: Annotated[list[str], Cli("--user-group", metavar="CODE"), Form(codes="user-group")] = Field(
         default_factory=list, title="User groups",
         description="Only users in these user groups (codes of the user-group table; repeatable). Empty: every group.",
     )
@@ -35,16 +35,23 @@ class PurgeParameters(JobParameters):
                     "(OWES_ABOVE_THRESHOLD); users holding an active credit are kept too (HAS_CREDIT); "
                     "a user owing exactly this amount is purged and the fees are waived.",
     )
-    max_users: int | None = Field(
+    max_users: Annotated[int | None, Form(zero_is_none=True)] = Field(
         default=None, ge=0, title="Most users per run",
         description="Blast-radius guard: a run that would purge more users than this stops before changing "
-                    "anything and says why. Empty: no limit.",
+                    "anything and says why. Empty or 0: no limit.",
     )
-    max_share: Annotated[float | None, Cli(metavar="FRACTION")] = Field(
+    max_share: Annotated[float | None, Cli(metavar="FRACTION"), Form(zero_is_none=True)] = Field(
         default=None, gt=0, le=1, title="Most share of the library",
         description="Blast-radius guard: a run that would purge more than this share of all (not yet purged) "
-                    "users stops before changing anything and says why (0.05 = 5%). Empty: no limit.",
+                    "users stops before changing anything and says why (0.05 = 5%). Empty or 0: no limit.",
     )
+
+    @field_validator("max_users", "max_share", mode="before")
+    @classmethod
+    def _zero_is_no_limit(cls, value):
+        # A limit of 0 would refuse every run that purges anyone (a dry run does that): 0 means no limit,
+        # which lets the form offer a number instead of a number-or-None switch.
+        return None if value == 0 else value
 
     @field_validator("user_groups")
     @classmethod

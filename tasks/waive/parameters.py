@@ -7,17 +7,21 @@ from typing import Annotated
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from tasks.engine.parameters import Cli, JobParameters
+from tasks.engine.parameters import Cli, Form, JobParameters
+
+
+# The reason Purge User Records gives the fees it waives; never one a person chooses.
+USER_PURGED = "USER_PURGED"
 
 
 class WaiveParameters(JobParameters):
     """Bulk Fine Waiving. Dry run unless `dry_run` is false."""
 
-    user_groups: Annotated[list[str], Cli("--user-group", metavar="CODE")] = Field(
+    user_groups: Annotated[list[str], Cli("--user-group", metavar="CODE"), Form(codes="user-group")] = Field(
         default_factory=list, title="User groups",
         description="Only users in these user groups (codes; repeatable). Empty: all.",
     )
-    fine_types: Annotated[list[str], Cli("--fine-type", metavar="CODE")] = Field(
+    fine_types: Annotated[list[str], Cli("--fine-type", metavar="CODE"), Form(codes="fee-type")] = Field(
         default_factory=list, title="Fine types",
         description="Only fees of these fee types (codes; repeatable) are waived; the threshold still counts "
                     "every fee. Empty: all types.",
@@ -37,13 +41,21 @@ class WaiveParameters(JobParameters):
         description="Users whose total outstanding balance (all active fees, every type) is above this get "
                     "nothing waived (ABOVE_FINE_THRESHOLD). A total exactly at the threshold is waived.",
     )
-    waive_reason: Annotated[str, Cli("--reason", metavar="CODE")] = Field(
+    waive_reason: Annotated[str, Cli("--reason", metavar="CODE"), Form(codes="waive-reason", internal=(USER_PURGED,))] = Field(
         min_length=1, max_length=64, title="Waive reason",
         description="Why the fees are waived: a code from the waive-reason code table (e.g. AMNESTY).",
     )
     comment: Annotated[str | None, Cli(metavar="TEXT")] = Field(
-        default=None, max_length=2000, title="Comment", description="Recorded on every WAIVE transaction.",
+        default=None, max_length=2000, title="Comment",
+        description="Recorded on every WAIVE transaction. May be left empty.",
     )
+
+    @field_validator("waive_reason")
+    @classmethod
+    def _not_internal(cls, reason: str) -> str:
+        if reason.strip() == USER_PURGED:
+            raise ValueError(f"{USER_PURGED} is kept for the fees Purge User Records waives; choose another reason")
+        return reason
 
     @field_validator("user_groups", "fine_types")
     @classmethod

@@ -175,7 +175,7 @@ def test_the_nightly_purge_deployment_runs_on_a_worker_and_reports_through_the_a
         flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id])))
     by_key = {a.key: a for a in artifacts}
     report = by_key["purge-user-records-report"].data
-    assert "Purge User Records: real run" in report and "| purged | 1 |" in report
+    assert "Purge User Records: real run" in report and "| Users purged | 1 |" in report
     assert float(by_key["purge-user-records-progress"].data) == 100.0
 
     assert user_ids(deployed.engine, "leaving", "recent") == ["recent"]
@@ -198,7 +198,7 @@ def test_an_ad_hoc_merge_waits_for_approval_given_through_the_api_then_runs(depl
     def resumed():
         try:
             with temporary_settings({PREFECT_API_URL: deployed.api_url}):
-                resume_flow_run(flow_run.id, run_input={"approve": True, "approved_by": "alice", "note": "same person"})
+                resume_flow_run(flow_run.id, run_input={"decision": "Approve", "reviewer": "alice", "note": "same person"})
             return True
         except Exception:  # noqa: BLE001 - the form is saved just after the pause; try again
             return False
