@@ -186,10 +186,12 @@ def init_db_command() -> int:
 
 @cli.command("load", help="Load users in the Alma user format; all-or-nothing per file.")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
-def load_command(files: tuple[str, ...]) -> int:
+@click.option("--attach-to", metavar="PRIMARY_ID",
+              help="The files are Alma loans, fees or requests responses: attach their items to this user.")
+def load_command(files: tuple[str, ...], attach_to: str | None) -> int:
     from tasks.alma.load import load_files
 
-    print(json.dumps(load_files(_engine(), list(files))))
+    print(json.dumps(load_files(_engine(), list(files), attach_to=attach_to)))
     return EXIT_OK
 
 
@@ -197,14 +199,16 @@ def load_command(files: tuple[str, ...]) -> int:
                             "gives one JSON object; several ids or --all give JSON Lines (streamed).")
 @click.argument("primary_ids", nargs=-1, metavar="PRIMARY_ID...")
 @click.option("--all", "all_users", is_flag=True, help="Every user (not purged), as JSON Lines.")
-def export_command(primary_ids: tuple[str, ...], all_users: bool) -> int:
+@click.option("--format", "fmt", type=click.Choice(["json", "xml"]), default="json", show_default=True,
+              help="JSON, or Alma's XML (one <user>; several ids or --all: <users>, one <user> a line).")
+def export_command(primary_ids: tuple[str, ...], all_users: bool, fmt: str) -> int:
     from tasks.alma.export import export_users
 
     if all_users and primary_ids:
         raise InvalidInput("give either PRIMARY_ID… or --all, not both")
     if not all_users and not primary_ids:
         raise InvalidInput("give at least one PRIMARY_ID, or --all")
-    export_users(_engine(), None if all_users else list(primary_ids), sys.stdout)
+    export_users(_engine(), None if all_users else list(primary_ids), sys.stdout, fmt=fmt)
     return EXIT_OK
 
 

@@ -47,6 +47,10 @@ KINDS: tuple[str, ...] = ALWAYS_MOVED + tuple(k for kinds in SEGMENT_KINDS.value
 PERSONAL_TABLES: tuple[str, ...] = tuple(dict.fromkeys(p.table for p in PARTS
                                                        if p.personal and p.table != "user_proxies"))
 
+# The tables a purged user's rows stay in at the keep-* levels: the parts the policy keeps, and the fee
+# ledger under the fees (keep-statistics and stricter empty their `extra`).
+KEPT_TABLES: tuple[str, ...] = (*dict.fromkeys(p.table for p in PARTS if not p.personal), "fee_transactions")
+
 
 def part(kind: str) -> Part:
     return next(p for p in PARTS if p.kind == kind)

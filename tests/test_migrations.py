@@ -27,7 +27,7 @@ from tasks.db.migrate import (
     schema_info,
 )
 from tasks.db.schema import (codes, fee_transactions, fees, job_events, job_runs, loans, metadata, requests, settings,
-                             user_statistics, users)
+                             user_identifiers, user_statistics, users)
 from tasks.errors import InvalidInput
 from tasks.library.init_db import init_db, schema_revision
 
@@ -134,6 +134,7 @@ def _make_pre_migration_library(url: str) -> None:
                               .returning(fees.c.id)).scalar()
         conn.execute(insert(fee_transactions).values(fee_id=fee_id, type="PAYMENT", amount_minor=250,
                                                      transaction_time=now))
+        conn.execute(insert(user_identifiers).values(user_id=user_id, id_type="BARCODE", value="B-1"))
         conn.execute(insert(loans).values(user_id=user_id, loan_id="l-1", loan_status="COMPLETE", library="MAIN",
                                           loan_date=now, due_date=now, return_date=now))
         conn.execute(insert(requests).values(user_id=user_id, request_id="r-1", request_status="HISTORY",
@@ -149,15 +150,27 @@ def _make_pre_migration_library(url: str) -> None:
 ANONYMISED_COLUMNS = {"anonymized_at", "anon_user_group", "anon_record_type", "anon_account_type", "anon_statistics"}
 
 
-def _rows(engine) -> dict:
-    """Every row of the tables that hold a library's data, in the columns every revision has."""
+def _rows(engine, tables=(users, fees, fee_transactions, loans, requests, user_statistics, user_identifiers,
+                          job_runs, job_events, settings, codes)) -> dict:
+    """Every row of `tables`, in the columns both the database and the code's tables have (an older
+    revision lacks some): {table: sorted [{column: value as text}]}."""
+    insp = inspect(engine)
     with engine.connect() as conn:
-        return {
-            table.name: sorted(tuple(map(str, row)) for row in conn.execute(
-                select(*(c for c in table.c if c.name not in ANONYMISED_COLUMNS))))
-            for table in (users, fees, fee_transactions, loans, requests, user_statistics, job_runs, job_events,
-                          settings, codes)
-        }
+        out = {}
+        for table in tables:
+            present = [table.c[c["name"]] for c in insp.get_columns(table.name) if c["name"] in table.c]
+            out[table.name] = sorted((dict(zip((c.name for c in present), map(str, row)))
+                                      for row in conn.execute(select(*present))), key=lambda r: sorted(r.items()))
+        return out
+
+
+def _kept(before: dict, after: dict) -> None:
+    """Every row and value of `before` is in `after` unchanged; columns added since are empty."""
+    for table, rows in before.items():
+        assert len(after[table]) == len(rows), table
+        for old, new in zip(rows, after[table]):
+            assert {k: new[k] for k in old} == old, table
+            assert all(new[k] == "None" for k in set(new) - set(old)), table
 
 
 def test_pre_migration_database_is_adopted_in_place(blank_url):
@@ -171,10 +184,9 @@ def test_pre_migration_database_is_adopted_in_place(blank_url):
 
     assert schema_revision(engine) == head_revision()
     after = _rows(engine)
-    for table in ("users", "fees", "fee_transactions", "loans", "requests", "user_statistics", "job_runs",
-                  "job_events", "settings"):
-        assert after[table] == before[table], table  # the policy stays fully-remove, not the default
-    assert set(before["codes"]) <= set(after["codes"])  # LOCAL kept; seeds added
+    codes_before, codes_after = before.pop("codes"), after.pop("codes")
+    _kept(before, after)  # the policy stays fully-remove, not the default
+    assert all(code in codes_after for code in codes_before)  # LOCAL kept; seeds added
     insp = inspect(engine)
     assert not insp.has_table("schema_info")
     assert "ix_users_purged_at" not in {ix["name"] for ix in insp.get_indexes("users")}
@@ -204,9 +216,8 @@ def test_upgrade_to_anonymised_history_keeps_every_row(blank_url, start):
     assert init_db(engine) == head_revision()
 
     after = _rows(engine)
-    for table in ("users", "fees", "fee_transactions", "loans", "requests", "user_statistics", "job_runs",
-                  "job_events"):
-        assert after[table] == before[table], table
+    _kept({table: before[table] for table in ("users", "fees", "fee_transactions", "loans", "requests",
+                                              "user_statistics", "job_runs", "job_events")}, after)
     insp = inspect(engine)
     for table in (loans, requests, fees):
         columns = {c["name"]: c for c in insp.get_columns(table.name)}
@@ -348,3 +359,38 @@ def test_a_later_revision_rebuilding_users_loses_nothing(blank_url, tmp_path, mo
     finally:
         migrate._script.cache_clear()
         migrate.known_revisions.cache_clear()
+
+
+def test_a_library_before_issue_14_is_upgraded_in_place(blank_url):
+    """Issue 14 point 5: a library made by the code before the Alma work (revision 0001: users, a fee
+    with its ledger, loans, requests, statistics, job history) is upgraded by init-db in place, through
+    0002 and 0005. Nothing is lost; the
+    user made before keeps its EXTERNAL account type; afterwards a user may leave it unsaid, a CREDIT fee
+    carries negative amounts, and any other fee still may not."""
+    url = blank_url()
+    _make_pre_migration_library(url)
+    engine = get_engine(url)
+    before = _rows(engine)
+
+    assert init_db(engine) == head_revision()
+
+    after = _rows(engine)
+    assert all(code in after.pop("codes") for code in before.pop("codes"))  # seeds added
+    _kept(before, after)
+    assert [row["account_type"] for row in after["users"]] == ["EXTERNAL"]
+    insp = inspect(engine)
+    for table in metadata.tables.values():
+        assert ("extra" in {c["name"] for c in insp.get_columns(table.name)}) == ("extra" in table.c), table.name
+    assert {c["name"] for c in insp.get_check_constraints("fees")} >= {"fees_balance_sign"}
+    assert "fees_balance_not_negative" not in {c["name"] for c in insp.get_check_constraints("fees")}
+    with engine.begin() as conn:
+        user_id = conn.execute(insert(users).values(primary_id="u-2", extra='{"gender": "NONE"}')
+                               .returning(users.c.id)).scalar()
+        conn.execute(insert(fees).values(user_id=user_id, fee_id="c-1", fee_type="CREDIT", status="ACTIVE",
+                                         balance_minor=-300, original_amount_minor=-300))
+        assert conn.execute(select(users.c.account_type, users.c.extra).where(users.c.id == user_id)).one() \
+            == (None, '{"gender": "NONE"}')
+    with pytest.raises(Exception, match="(?i)check"), engine.begin() as conn:
+        conn.execute(insert(fees).values(user_id=user_id, fee_id="f-neg", fee_type="OVERDUEFINE",
+                                         status="ACTIVE", balance_minor=-1, original_amount_minor=0))
+    assert schema_differences(engine) == []

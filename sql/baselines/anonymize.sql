@@ -50,29 +50,29 @@ SELECT :run_id, 'HISTORY_ANONYMIZED',
                                                        SELECT user_id FROM bench_anon_fees) a) AS VARCHAR(20)) || '}',
        :now;
 
-UPDATE fee_transactions SET comment = NULL
-WHERE comment IS NOT NULL AND fee_id IN (SELECT id FROM bench_anon_fees);
+UPDATE fee_transactions SET comment = NULL, extra = NULL
+WHERE (comment IS NOT NULL OR extra IS NOT NULL) AND fee_id IN (SELECT id FROM bench_anon_fees);
 
 UPDATE job_events SET fee_id = NULL
 WHERE fee_id IN (SELECT id FROM bench_anon_fees);
 
 UPDATE loans
 SET anon_user_group = u.user_group, anon_record_type = u.record_type, anon_account_type = u.account_type,
-    anonymized_at = :now,
+    anonymized_at = :now, extra = NULL,
     user_id = NULL
 FROM users u
 WHERE u.id = loans.user_id AND loans.id IN (SELECT id FROM bench_anon_loans);
 
 UPDATE requests
 SET anon_user_group = u.user_group, anon_record_type = u.record_type, anon_account_type = u.account_type,
-    anonymized_at = :now,
+    anonymized_at = :now, extra = NULL,
     user_id = NULL
 FROM users u
 WHERE u.id = requests.user_id AND requests.id IN (SELECT id FROM bench_anon_requests);
 
 UPDATE fees
 SET anon_user_group = u.user_group, anon_record_type = u.record_type, anon_account_type = u.account_type,
-    anonymized_at = :now,
+    anonymized_at = :now, extra = NULL,
     comment = NULL,
     user_id = NULL
 FROM users u

@@ -1,4 +1,5 @@
-"""`export`: users in the Alma format (see tasks/alma_format.py), with their loans, requests and fees.
+"""`export`: users in the Alma format (see tasks/alma/format.py), with their loans, requests and fees,
+as JSON (the default) or as Alma's XML (`--format xml`, see tasks/alma/xml.py).
 
 Users are read in chunks by id and each chunk's child rows with one `IN` query per table, so memory
 stays flat however many users the library holds, and output starts before the last user is read.
@@ -11,33 +12,62 @@ from typing import Any, Iterator, TextIO
 
 from sqlalchemy import Connection, Engine, select
 
-from tasks.alma.format import CONTACT_INFO, SEGMENTS, USER_FIELDS, Segment, code_tables_used, to_json
+from tasks.alma import xml as alma_xml
+from tasks.alma.format import CONTACT_INFO, SEGMENTS, USER_FIELDS, Segment, code_tables_used, export_plan, to_json
 from tasks.library.codes import descriptions
 from tasks.db.engine import read_connection
 from tasks.errors import UserNotFound
 from tasks.db.schema import users
 
 CHUNK = 1000
+FORMATS = ("json", "xml")
+USER_EXPORT = export_plan(USER_FIELDS)
+_PLANS: dict[str, tuple] = {}
 
 
-def export_users(engine: Engine, primary_ids: list[str] | None, out: TextIO) -> int:
-    """One id: one pretty JSON object. Several ids, or None for every user: JSON Lines.
-    Purged users are not exported. Returns the number of users written."""
+def _plan(segment: Segment) -> tuple:
+    plan = _PLANS.get(segment.name)
+    if plan is None:
+        plan = _PLANS[segment.name] = export_plan(segment.fields)
+    return plan
+
+
+def export_users(engine: Engine, primary_ids: list[str] | None, out: TextIO, fmt: str = "json") -> int:
+    """One id: one pretty JSON object (XML: one `<user>`). Several ids, or None for every user: JSON
+    Lines (XML: `<users>`, one `<user>` a line). Purged users are not exported. Returns the number
+    of users written."""
+    if fmt not in FORMATS:
+        from tasks.errors import InvalidInput
+        raise InvalidInput(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
     with read_connection(engine) as conn:
         descs = {table: descriptions(conn, table) for table in code_tables_used()}
         if primary_ids is not None and len(primary_ids) == 1:
             ids = _resolve(conn, primary_ids)
             (document,) = _documents(conn, ids, descs)
-            out.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+            if fmt == "xml":
+                alma_xml.write_user(document, out)
+            else:
+                out.write(json.dumps(document, ensure_ascii=False, indent=2, default=_number) + "\n")
             return 1
         chunks = _all_user_ids(conn) if primary_ids is None else _chunks(_resolve(conn, primary_ids))
+        if fmt == "xml":
+            return alma_xml.write_users((_documents(conn, ids, descs) for ids in chunks), out)
         written = 0
+        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_number).encode
         for ids in chunks:
-            lines = [json.dumps(d, ensure_ascii=False, separators=(",", ":")) for d in _documents(conn, ids, descs)]
+            lines = [dumps(d) for d in _documents(conn, ids, descs)]
             out.write("\n".join(lines) + "\n")
             out.flush()
             written += len(lines)
         return written
+
+
+def _number(value: Any) -> Any:
+    # A number kept from a field outside the spec (read back exactly as a Decimal).
+    from decimal import Decimal
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"cannot write a {type(value).__name__}")
 
 
 def _chunks(values: list, size: int = CHUNK) -> Iterator[list]:
@@ -76,17 +106,22 @@ def _all_user_ids(conn: Connection) -> Iterator[list[int]]:
 
 def _documents(conn: Connection, ids: list[int], descs: dict[str, dict[str, str]]) -> list[dict]:
     """The Alma user objects for `ids`, in that order."""
-    rows = {r["id"]: r for r in conn.execute(select(users).where(users.c.id.in_(ids))).mappings()}
+    result = conn.execute(select(users).where(users.c.id.in_(ids)))
+    keys = list(result.keys())
+    rows = {r["id"]: r for r in (dict(zip(keys, t)) for t in result)}
     items = {segment.name: _items(conn, segment, ids, descs) for segment in SEGMENTS}
+    contact_segments = [s.name for s in SEGMENTS if s.under == CONTACT_INFO]
+    top_segments = [s.name for s in SEGMENTS if s.under is None]
     documents = []
     for user_id in ids:
-        document = to_json(rows[user_id], USER_FIELDS, descs)
-        document[CONTACT_INFO] = {
-            s.name: items[s.name].get(user_id, []) for s in SEGMENTS if s.under == CONTACT_INFO
-        }
-        for segment in SEGMENTS:
-            if segment.under is None:
-                document[segment.name] = items[segment.name].get(user_id, [])
+        document = to_json(rows[user_id], USER_EXPORT, descs)
+        contact = {name: items[name].get(user_id, []) for name in contact_segments}
+        kept = document.get(CONTACT_INFO)
+        if kept:
+            contact.update(kept)  # what contact_info carried beyond its three lists
+        document[CONTACT_INFO] = contact
+        for name in top_segments:
+            document[name] = items[name].get(user_id, [])
         documents.append(document)
     return documents
 
@@ -98,13 +133,16 @@ def _items(conn: Connection, segment: Segment, owner_ids: list[int],
     owner = table.c[segment.parent_column]
     rows: list[Any] = []
     for chunk in _chunks(owner_ids):
-        rows += conn.execute(select(table).where(owner.in_(chunk)).order_by(owner, table.c.id)).mappings().all()
+        result = conn.execute(select(table).where(owner.in_(chunk)).order_by(owner, table.c.id))
+        keys = list(result.keys())
+        rows += [dict(zip(keys, t)) for t in result]
     nested = {
         child.name: _items(conn, child, [r["id"] for r in rows], descs) for child in segment.children
     }
+    plan = _plan(segment)
     grouped: dict[int, list[dict]] = defaultdict(list)
     for row in rows:
-        item = to_json(row, segment.fields, descs)
+        item = to_json(row, plan, descs)
         for child in segment.children:
             item[child.name] = nested[child.name].get(row["id"], [])
         grouped[row[segment.parent_column]].append(item)

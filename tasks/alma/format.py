@@ -1,8 +1,15 @@
 """The Alma user format: which JSON field is which column, of which kind, with which code table.
 
-This is the one description of the format. Load (`tasks.alma.load`) validates files with the pydantic
-models built from it and turns them into rows; export (`tasks.alma.export`) turns rows back into JSON
-with the same field list. A field added here therefore loads and exports without touching either.
+This is the one description of the format. Load (`tasks.alma.load`) checks each record field by field
+with plain functions compiled from it (one per kind; no model object per row) and turns it into rows;
+export (`tasks.alma.export`) turns rows back into JSON with the same field list. A field added here
+therefore loads and exports without touching either.
+
+Lossless: what a record carries beyond these fields (Alma fields outside the spec, fields never seen)
+goes to the row's `extra` column as a JSON object and comes back on export as it was loaded; so does
+the exact form of a typed field its column cannot hold (a null boolean, a code object with no value
+or with more than value/desc, a fee barcode as {"value", "link"}), under the key `@typed`, used on
+export only while the column still holds what was loaded (a job that changes the value wins).
 
 Column lengths and "required" come from `tasks.db.schema`, so the format cannot drift from the tables.
 """
@@ -11,15 +18,13 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from decimal import Decimal, InvalidOperation
-from functools import cached_property
 from typing import Annotated, Any, Callable, NamedTuple, Optional
 
-from pydantic import BaseModel, ConfigDict, PlainValidator, create_model
-from pydantic_core import PydanticCustomError
 from sqlalchemy import Column, Table
 
 from tasks.library.codes import CODE_TABLES
@@ -46,12 +51,14 @@ from tasks.db.schema import (
 TEXT = "text"          # a JSON string
 BOOL = "bool"          # true / false
 DATE = "date"          # "YYYY-MM-DD", optionally with Alma's trailing "Z"
-TIME = "time"          # ISO 8601; stored as naive UTC
-MONEY = "money"        # JSON number or decimal string -> Decimal (2 places, not negative); stored in cents
+TIME = "time"          # ISO 8601, or epoch milliseconds (Alma's own samples); stored as naive UTC
+MONEY = "money"        # JSON number or decimal string -> Decimal (2 places); stored in cents. Negative only
+                       # in a CREDIT fee (checked by load), as Alma sends credits
 CODE = "code"          # {"value", "desc"}: value in a code table
 CODES = "codes"        # [{"value", "desc"}, ...]: stored as comma-separated codes
 CHOICE = "choice"      # a plain string from a fixed list (loan_status, segment_type, ...)
 BASE64 = "base64"      # bytes, written as base64 text
+REF = "ref"            # a string, or Alma's {"value": ..., "link": ...} (a fee's barcode): the value is stored
 
 SEGMENT_TYPES = ("Internal", "External")
 MAX_AMOUNT = Decimal("1000000000000")  # far above any library fee, far below BIGINT cents
@@ -95,9 +102,9 @@ class Segment:
     children: tuple["Segment", ...] = ()     # lists inside each item (a fee's transactions)
     parent_column: str = "user_id"           # the column that links an item to its owner
 
-    @cached_property
-    def model(self) -> type[BaseModel]:
-        return _build_model(self.name, self.table, self.fields, self.children)
+    @property
+    def path(self) -> str:
+        return f"{self.under}.{self.name}" if self.under else self.name
 
 
 def _segment_type() -> Field:
@@ -111,7 +118,8 @@ USER_FIELDS: tuple[Field, ...] = (
     Field("last_name"),
     Field("user_group", CODE, code_table="user-group"),
     Field("record_type", CODE, code_table="record-type", choices=("PUBLIC", "STAFF", "CONTACT")),
-    Field("account_type", CODE, code_table="account-type", choices=("INTERNAL", "EXTERNAL"), default="EXTERNAL"),
+    # Missing or null: stored NULL ("not known") and exported null; merge treats it as EXTERNAL.
+    Field("account_type", CODE, code_table="account-type", choices=("INTERNAL", "EXTERNAL")),
     Field("status", CODE, code_table="user-status"),
     Field("expiry_date", DATE),
     Field("purge_date", DATE),
@@ -233,7 +241,7 @@ SEGMENTS: tuple[Segment, ...] = (
         Field("creation_time", TIME),
         Field("comment"),
         Field("owner", CODE, code_table="library"),
-        Field("barcode"),
+        Field("barcode", REF),
         Field("title"),
     )),
 )
@@ -256,12 +264,23 @@ def code_tables_used() -> set[str]:
     return {f.code_table for _, f in all_fields() if f.code_table}
 
 
-# ------------------------------------------------------------------ validation (JSON -> Python)
+# ------------------------------------------------------------------ validation (JSON -> columns)
+
+EXTRA = "extra"          # the column beside the typed ones in every table of the format
+TYPED = "@typed"         # key in `extra`: typed fields kept in the exact form they were loaded in
+CREDIT = "CREDIT"        # the fee type whose amounts are negative
 
 
-def _fail(message: str, **context: Any):
-    # Formatted here, not by pydantic: its templates know neither {x!r} nor braces inside values.
-    raise PydanticCustomError("alma", "{message}", {"message": message.format(**context)})
+class Bad(ValueError):
+    """A field's value is refused; the message says why (the caller adds record and field)."""
+
+
+class AsLoaded(Exception):
+    """The value is valid and `column` is what the column stores, but the column cannot give back
+    the value as it was: keep the original form in extra[@typed] too."""
+
+    def __init__(self, column: Any):
+        self.column = column
 
 
 def _valid_utf8(value: str) -> bool:
@@ -275,132 +294,191 @@ def _valid_utf8(value: str) -> bool:
     return True
 
 
-def _text(max_length: int | None) -> Callable[[Any], str]:
-    def validate(value: Any) -> str:
-        if not isinstance(value, str):
-            _fail("must be a string, got {got}", got=type(value).__name__)
+def _text(max_length: int | None) -> Callable[[Any, dict], str]:
+    def check(value: Any, found: dict) -> str:
+        if value.__class__ is not str and not isinstance(value, str):
+            raise Bad(f"must be a string, got {type(value).__name__}")
         if max_length is not None and len(value) > max_length:
-            _fail("is {n} characters long; at most {max} fit", n=len(value), max=max_length)
+            raise Bad(f"is {len(value)} characters long; at most {max_length} fit")
         if "\x00" in value or not _valid_utf8(value):
-            _fail("is not valid UTF-8 text")
+            raise Bad("is not valid UTF-8 text")
         return value
 
-    return validate
+    check.max_length = max_length
+    return check
 
 
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        _fail("must be true or false, got {got!r}", got=value)
-    return value
+def _bool(value: Any, found: dict) -> bool:
+    if value is True or value is False:
+        return value
+    if value == "true" or value == "false":  # the XML form
+        return value == "true"
+    raise Bad(f"must be true or false, got {value!r}")
 
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}Z?")
 
 
-def _date(value: Any) -> dt.date:
+def _date(value: Any, found: dict) -> dt.date:
     if not isinstance(value, str) or not _DATE.fullmatch(value):
-        _fail("must be a date YYYY-MM-DD (optionally with a trailing Z), got {got!r}", got=value)
+        raise Bad(f"must be a date YYYY-MM-DD (optionally with a trailing Z), got {value!r}")
     try:
         return dt.date.fromisoformat(value[:10])
     except ValueError:
-        _fail("is not a real date: {got!r}", got=value)
+        raise Bad(f"is not a real date: {value!r}") from None
 
 
-def _time(value: Any) -> dt.datetime:
+_EPOCH = dt.datetime(1970, 1, 1)
+_TIME_HINT = "must be an ISO 8601 time such as 2026-01-31T12:00:00Z (or epoch milliseconds), got {!r}"
+
+
+def _time(value: Any, found: dict) -> dt.datetime:
+    if isinstance(value, str) and value.isdigit() and len(value) >= 10:
+        value = int(value)  # epoch milliseconds written as XML text
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return _EPOCH + dt.timedelta(milliseconds=value)
+        except OverflowError:
+            raise Bad(_TIME_HINT.format(value)) from None
     if not isinstance(value, str) or len(value) < 10:
-        _fail("must be an ISO 8601 time such as 2026-01-31T12:00:00Z, got {got!r}", got=value)
+        raise Bad(_TIME_HINT.format(value))
     text = value[:-1] if len(value) == 11 and value.endswith("Z") else value  # a bare Alma date
     try:
         parsed = dt.datetime.fromisoformat(text)
     except ValueError:
-        _fail("must be an ISO 8601 time such as 2026-01-31T12:00:00Z, got {got!r}", got=value)
+        raise Bad(_TIME_HINT.format(value)) from None
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
     return parsed
 
 
-def _money(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal, str, float)):
-        _fail("must be an amount such as 12.50, got {got!r}", got=value)
-    try:
-        amount = Decimal(str(value).strip()) if isinstance(value, (str, float)) else Decimal(value)
-    except InvalidOperation:
-        _fail("must be an amount such as 12.50, got {got!r}", got=value)
+def _money(value: Any, found: dict) -> int:
+    """The amount in minor units (cents)."""
+    cls = value.__class__
+    if cls is int:
+        amount = Decimal(value)
+    elif cls is Decimal or cls is str or cls is float:
+        try:
+            amount = Decimal(value.strip()) if cls is str else Decimal(str(value)) if cls is float else value
+        except InvalidOperation:
+            raise Bad(f"must be an amount such as 12.50, got {value!r}") from None
+    else:
+        raise Bad(f"must be an amount such as 12.50, got {value!r}")
     if not amount.is_finite():
-        _fail("must be an amount such as 12.50, got {got!r}", got=value)
-    if amount < 0:
-        _fail("may not be negative, got {got}", got=str(value))
-    if amount >= MAX_AMOUNT:
-        _fail("is too large: {got}", got=str(value))
-    if amount != amount.quantize(CENT):
-        _fail("has more than 2 decimal places: {got}", got=str(value))
-    return amount.quantize(CENT)
+        raise Bad(f"must be an amount such as 12.50, got {value!r}")
+    if abs(amount) >= MAX_AMOUNT:
+        raise Bad(f"is too large: {value}")
+    minor = amount * 100
+    if minor != minor.to_integral_value():
+        raise Bad(f"has more than 2 decimal places: {value}")
+    return int(minor)
 
 
-def _code(max_length: int, choices: tuple[str, ...], required: bool) -> Callable[[Any], CodeRef | None]:
+def _note(found: dict, table: str, value: str, desc: Any) -> None:
+    """A code met: `found` maps code table -> code -> its description in the table (None: the code
+    itself). The load fills it with the tables' codes first; a new code takes the first desc it comes
+    with. The export's desc is always the code table's (the administrator's word for the code)."""
+    known = found.get(table)
+    if known is None:
+        known = found[table] = {}
+    if value not in known or (not known[value] and desc):
+        known[value] = desc or None
+
+
+def _code(max_length: int, choices: tuple[str, ...], required: bool, table: str | None):
     limit = min(max_length, CODE_MAX_LENGTH)
 
-    def validate(value: Any) -> CodeRef | None:
+    def check(value: Any, found: dict) -> str | None:
+        original = value
         desc = None
-        if isinstance(value, dict):
+        if value.__class__ is dict:
             desc = value.get("desc")
             value = value.get("value")
             if desc is not None and (not isinstance(desc, str) or len(desc) > 255 or not _valid_utf8(desc)):
-                _fail("desc must be text of at most 255 characters, got {got!r}", got=desc)
+                raise Bad(f"desc must be text of at most 255 characters, got {desc!r}")
         if value is None or value == "":
             if required:
-                _fail('needs a value, as {{"value": ..., "desc": ...}}')
+                raise Bad('needs a value, as {"value": ..., "desc": ...}')
+            if original.__class__ is dict:
+                raise AsLoaded(None)  # {"value": null, "desc": null} stays so
             return None
-        if not isinstance(value, str):
-            _fail('must be a code, as {{"value": ..., "desc": ...}} or a string, got {got!r}', got=value)
+        if value.__class__ is not str:
+            raise Bad(f'must be a code, as {{"value": ..., "desc": ...}} or a string, got {value!r}')
         if len(value) > limit:
-            _fail("code {got!r} is longer than {max} characters", got=value, max=limit)
-        if not _valid_utf8(value) or "\x00" in value:
-            _fail("is not valid UTF-8 text")
+            raise Bad(f"code {value!r} is longer than {limit} characters")
+        if "\x00" in value or not _valid_utf8(value):
+            raise Bad("is not valid UTF-8 text")
         if choices and value not in choices:
-            _fail("unknown value {got!r}; valid values: {valid}", got=value, valid=", ".join(choices))
-        return CodeRef(value, desc)
-
-    return validate
-
-
-def _codes(max_length: int | None) -> Callable[[Any], tuple[CodeRef, ...]]:
-    one = _code(CODE_MAX_LENGTH, (), required=True)
-
-    def validate(value: Any) -> tuple[CodeRef, ...]:
-        if value is None:
-            return ()
-        if isinstance(value, dict):  # Alma sends a lone type as an object now and then
-            value = [value]
-        if not isinstance(value, list):
-            _fail('must be a list of codes [{{"value": ..., "desc": ...}}], got {got!r}', got=value)
-        refs = tuple(one(item) for item in value)
-        for ref in refs:
-            if "," in ref.value:
-                _fail("code {got!r} may not contain a comma", got=ref.value)
-        if max_length is not None and len(",".join(r.value for r in refs)) > max_length:
-            _fail("too many codes: together they are longer than {max} characters", max=max_length)
-        return refs
-
-    return validate
-
-
-def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
-    def validate(value: Any) -> str:
-        if value not in choices:
-            _fail("unknown value {got!r}; valid values: {valid}", got=value, valid=", ".join(choices))
+            raise Bad(f"unknown value {value!r}; valid values: {', '.join(choices)}")
+        if original.__class__ is dict:
+            if len(original) > (2 if "desc" in original else 1):
+                raise AsLoaded(value)  # more than value and desc
+        if table is not None:
+            _note(found, table, value, desc)
         return value
 
-    return validate
+    check.max_length, check.table, check.choices = limit, table, choices
+    return check
 
 
-def _base64(value: Any) -> bytes:
+def _codes(max_length: int | None, table: str):
+    one = _code(CODE_MAX_LENGTH, (), True, table)
+
+    def check(value: Any, found: dict) -> str | None:
+        if value.__class__ is dict:  # Alma sends a lone type as an object now and then
+            value = [value]
+        if value.__class__ is not list:
+            raise Bad(f'must be a list of codes [{{"value": ..., "desc": ...}}], got {value!r}')
+        keep = False
+        codes: list[str] = []
+        for item in value:
+            try:
+                code = one(item, found)
+            except AsLoaded as kept:
+                code, keep = kept.column, True
+            if "," in code:
+                raise Bad(f"code {code!r} may not contain a comma")
+            codes.append(code)
+        joined = ",".join(codes) if codes else None
+        if joined is not None and max_length is not None and len(joined) > max_length:
+            raise Bad(f"too many codes: together they are longer than {max_length} characters")
+        if keep:
+            raise AsLoaded(joined)
+        return joined
+
+    return check
+
+
+def _choice(choices: tuple[str, ...]):
+    def check(value: Any, found: dict) -> str:
+        if value not in choices:
+            raise Bad(f"unknown value {value!r}; valid values: {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _base64(value: Any, found: dict) -> bytes:
     if not isinstance(value, str):
-        _fail("must be base64 text, got {got}", got=type(value).__name__)
+        raise Bad(f"must be base64 text, got {type(value).__name__}")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        _fail("is not valid base64")
+        raise Bad("is not valid base64") from None
+
+
+def _ref(max_length: int | None):
+    text = _text(max_length)
+
+    def check(value: Any, found: dict) -> str | None:
+        if value.__class__ is dict:
+            inner = value.get("value")
+            if inner is not None and not isinstance(inner, str):
+                raise Bad(f'must be a string or {{"value": ..., "link": ...}}, got {value!r}')
+            raise AsLoaded(None if inner is None else text(inner, found))
+        return text(value, found)
+
+    return check
 
 
 def _is_required(f: Field, column: Column) -> bool:
@@ -409,95 +487,182 @@ def _is_required(f: Field, column: Column) -> bool:
     return not column.nullable and column.server_default is None and f.default is None
 
 
-def _validator(f: Field, column: Column, required: bool) -> Callable[[Any], Any]:
+def _checker(f: Field, column: Column, required: bool):
     length = getattr(column.type, "length", None)
     if f.kind == TEXT:
         return _text(length)
     if f.kind == CODE:
-        return _code(length or CODE_MAX_LENGTH, f.choices, required)
+        return _code(length or CODE_MAX_LENGTH, f.choices, required, f.code_table)
     if f.kind == CODES:
-        return _codes(length)
+        return _codes(length, f.code_table)
     if f.kind == CHOICE:
         return _choice(f.choices)
+    if f.kind == REF:
+        return _ref(length)
     return {BOOL: _bool, DATE: _date, TIME: _time, MONEY: _money, BASE64: _base64}[f.kind]
 
 
-class _AlmaObject(BaseModel):
-    # Real Alma users carry many more fields (links, PIN numbers, ...): they are not ours to refuse.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+class Plan(NamedTuple):
+    """How one kind of object (a user, an address, a fee, ...) becomes a row."""
+
+    steps: tuple            # (json name, column, kind, check, required, default) per field
+    known: frozenset        # the JSON keys the plan types (fields and lists)
+    contact: bool = False   # the user: contact_info's lists are typed too
 
 
-def _build_model(name: str, table: Table, fields: tuple[Field, ...], children: tuple[Segment, ...],
-                 extra: dict[str, Any] | None = None) -> type[BaseModel]:
-    definitions: dict[str, Any] = {}
+def _plan(table: Table, fields: tuple[Field, ...], lists: tuple[str, ...], contact: bool = False) -> Plan:
+    steps = []
     for f in fields:
         column = table.c[f.column_name]
         required = _is_required(f, column)
-        check = _validator(f, column, required)
+        steps.append((f.name, f.column_name, f.kind, _checker(f, column, required), required, f.default))
+    return Plan(tuple(steps), frozenset([f.name for f in fields] + list(lists)), contact)
+
+
+USER_PLAN = _plan(users, USER_FIELDS, tuple(s.name for s in SEGMENTS if s.under is None) + (CONTACT_INFO,),
+                  contact=True)
+CONTACT_KNOWN = frozenset(s.name for s in SEGMENTS if s.under == CONTACT_INFO)
+PLANS: dict[str, Plan] = {}
+
+
+def plan_for(segment: Segment) -> Plan:
+    plan = PLANS.get(segment.name)
+    if plan is None:
+        plan = PLANS[segment.name] = _plan(segment.table, segment.fields, tuple(c.name for c in segment.children))
+    return plan
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):  # a number in a field outside the spec (read exactly, kept as a number)
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"cannot keep a {type(value).__name__}")
+
+
+_dump_extra = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default).encode
+
+
+def _compile(plan_steps: tuple, name: str) -> Callable:
+    """The field loop of to_row as straight-line Python, one block per field with an inline fast path
+    for the common well-formed value (a short ASCII string, a bool, a UTC time, a plain code): at
+    100,000 users a generic loop over the steps cost more than all the rest of the load. The slow path
+    is the field's check function, which also words every refusal."""
+    env: dict[str, Any] = {"Bad": Bad, "AsLoaded": AsLoaded, "_fromiso": dt.datetime.fromisoformat, "_note": _note}
+    lines = [f"def fields_{name}(obj, found, problems, where):",
+             "    get = obj.get", "    row = {}", "    typed = None"]
+
+    def slow(n: int, fn: str, col: str, pad: str) -> list[str]:
+        return [f"{pad}try:",
+                f"{pad}    row[{col}] = C{n}(v, found)",
+                f"{pad}except AsLoaded as kept:",
+                f"{pad}    row[{col}] = kept.column",
+                f"{pad}    typed = typed or {{}}",
+                f"{pad}    typed[{fn}] = v",
+                f"{pad}except Bad as bad:",
+                f"{pad}    problems.append((where + {fn}, str(bad)))"]
+
+    for n, (field_name, column, kind, check, required, default) in enumerate(plan_steps):
+        env[f"C{n}"], env[f"D{n}"] = check, default
+        fn, col = repr(field_name), repr(column)
+        lines.append(f"    v = get({fn})")
+        lines.append("    if v is None:")
         if required:
-            definitions[f.name] = (Annotated[Any, PlainValidator(check)], ...)
-        else:
-            def optional(value: Any, _check=check) -> Any:
-                return None if value is None else _check(value)
-            definitions[f.name] = (Annotated[Any, PlainValidator(optional)], None)
-    for child in children:
-        definitions[child.name] = (Optional[list[child.model]], None)
-    definitions.update(extra or {})
-    return create_model(f"Alma_{name}", __base__=_AlmaObject, **definitions)
+            lines.append(f"        problems.append((where + {fn}, 'is required'))")
+        lines.append(f"        row[{col}] = D{n}")
+        if default is not None:
+            lines.append(f"        if {fn} in obj:")
+            lines.append("            typed = typed or {}")
+            lines.append(f"            typed[{fn}] = None")
+        max_length = getattr(check, "max_length", None)
+        if kind == TEXT:
+            bound = f" and len(v) <= {max_length}" if max_length is not None else ""
+            lines.append(f"    elif v.__class__ is str{bound} and v.isascii() and '\\x00' not in v:")
+            lines.append(f"        row[{col}] = v")
+        elif kind == BOOL:
+            lines.append("    elif v is True or v is False:")
+            lines.append(f"        row[{col}] = v")
+        elif kind == TIME:
+            lines.append("    elif v.__class__ is str and len(v) == 20 and v[19] == 'Z' and v[10] == 'T':")
+            lines.append("        try:")
+            lines.append(f"            row[{col}] = _fromiso(v[:19])")
+            lines.append("        except ValueError:")
+            lines += slow(n, fn, col, "            ")
+        elif kind == CODE and getattr(check, "table", None):
+            env[f"T{n}"], env[f"K{n}"] = check.table, frozenset(check.choices)
+            choice = f" and c in K{n}" if check.choices else ""
+            lines.append("    elif v.__class__ is dict and len(v) <= 2 and (len(v) == 1 or 'desc' in v) "
+                         "and (c := v.get('value')).__class__ is str and c "
+                         f"and len(c) <= {check.max_length} and c.isascii() and '\\x00' not in c{choice} "
+                         "and ((d := v.get('desc')) is None or d.__class__ is str and len(d) <= 255 and d.isascii()):")
+            lines.append(f"        known = found.get(T{n})")
+            lines.append("        if known is None or c not in known or (d and not known[c]):")
+            lines += slow(n, fn, col, "            ")
+            lines.append("        else:")
+            lines.append(f"            row[{col}] = c")
+        lines.append("    else:")
+        lines += slow(n, fn, col, "        ")
+    lines.append("    return row, typed")
+    exec(compile("\n".join(lines), f"<alma fields {name}>", "exec"), env)  # noqa: S102 - generated from the spec
+    return env[f"fields_{name}"]
 
 
-def _build_user_model() -> type[BaseModel]:
-    contact = [s for s in SEGMENTS if s.under == CONTACT_INFO]
-    contact_model = create_model(
-        "Alma_contact_info", __base__=_AlmaObject,
-        **{s.name: (Optional[list[s.model]], None) for s in contact},
-    )
-    top = tuple(s for s in SEGMENTS if s.under is None)
-    return _build_model("user", users, USER_FIELDS, top, extra={CONTACT_INFO: (Optional[contact_model], None)})
+_COMPILED: dict[int, Callable] = {}
 
 
-UserModel: type[BaseModel] = _build_user_model()
-
-
-def items_of(obj: BaseModel, segment: Segment) -> list[BaseModel]:
-    """The items of `segment` in a validated user (or fee); a missing or null list is empty."""
-    holder = getattr(obj, segment.under) if segment.under else obj
-    if holder is None:
-        return []
-    return getattr(holder, segment.name) or []
-
-
-def to_row(obj: BaseModel, fields: tuple[Field, ...], found_codes: dict[str, dict[str, str | None]]) -> dict:
-    """A validated object as a row of its table; codes met are collected into `found_codes`."""
-    row = {}
-    for f in fields:
-        value = getattr(obj, f.name)
-        if value is None:
-            row[f.column_name] = f.default
-            continue
-        kind = f.kind
-        if kind == CODE:
-            _note_code(found_codes, f.code_table, value)
-            value = value.value
-        elif kind == CODES:
-            for ref in value:
-                _note_code(found_codes, f.code_table, ref)
-            value = ",".join(r.value for r in value) if value else f.default
-        elif kind == MONEY:
-            value = to_minor(value)
-        row[f.column_name] = value
+def to_row(obj: dict, plan: Plan, found: dict, problems: list, where: str) -> dict:
+    """A record (a dict) as a row of its table. Problems go to `problems` as (field path, message);
+    codes met go to `found` (code table -> code -> desc). The row's `extra` is the JSON text of what
+    the plan does not type, plus the exact forms kept under @typed; NULL when there is none."""
+    fields = _COMPILED.get(id(plan))
+    if fields is None:
+        fields = _COMPILED[id(plan)] = _compile(plan.steps, f"p{len(_COMPILED)}")
+    row, typed = fields(obj, found, problems, where)
+    extra = None
+    known = plan.known
+    if len(obj) > len(known) or not known.issuperset(obj):
+        extra = {k: v for k, v in obj.items() if k not in known}
+        if TYPED in extra:
+            problems.append((f"{where}{TYPED}", "is a name this library keeps for itself; rename the field"))
+    if plan.contact:
+        contact = obj.get(CONTACT_INFO)
+        if contact.__class__ is dict and not CONTACT_KNOWN.issuperset(contact):
+            extra = extra or {}
+            extra[CONTACT_INFO] = {k: v for k, v in contact.items() if k not in CONTACT_KNOWN}
+    if typed:
+        extra = extra or {}
+        extra[TYPED] = typed
+    if extra:
+        try:
+            row[EXTRA] = _dump_extra(extra)
+        except (TypeError, ValueError) as exc:
+            problems.append((where.rstrip(".") or "user", f"cannot be kept: {exc}"))
+            row[EXTRA] = None
+    else:
+        row[EXTRA] = None
     return row
 
 
-def _note_code(found: dict[str, dict[str, str | None]], table: str, ref: CodeRef) -> None:
-    known = found.get(table)
-    if known is None:
-        known = found[table] = {}
-    if not known.get(ref.value):
-        known[ref.value] = ref.desc or None
+def items_of(obj: dict, segment: Segment, problems: list, where: str) -> list:
+    """The items of `segment` in a record: a missing or null list is empty, a lone object one item."""
+    holder = obj
+    if segment.under:
+        holder = obj.get(segment.under)
+        if holder is None:
+            return []
+        if holder.__class__ is not dict:
+            problems.append((f"{where}{segment.under}", "must be a JSON object"))
+            return []
+    items = holder.get(segment.name)
+    if items is None:
+        return []
+    if items.__class__ is dict:
+        return [items]
+    if items.__class__ is not list:
+        problems.append((f"{where}{segment.path}", "must be a list"))
+        return []
+    return items
 
 
-# ------------------------------------------------------------------ export (Python -> JSON)
+# ------------------------------------------------------------------ export (columns -> JSON)
 
 
 def format_date(value: dt.date | None) -> str | None:
@@ -516,27 +681,87 @@ def format_money(minor: int | None) -> str | None:
     return None if minor is None else format_amount(minor)
 
 
-def to_json(row: Any, fields: tuple[Field, ...], descriptions: dict[str, dict[str, str]]) -> dict:
-    """A row as the JSON object of the format; code descriptions come from the code tables."""
-    out: dict[str, Any] = {}
-    for f in fields:
-        value = row[f.column_name]
-        if f.kind == CODE:
-            value = None if not value else {"value": value, "desc": descriptions.get(f.code_table, {}).get(value)}
-        elif f.kind == CODES:
-            table = descriptions.get(f.code_table, {})
-            value = [{"value": v, "desc": table.get(v)} for v in value.split(",")] if value else []
-        elif f.kind == DATE:
-            value = format_date(value)
-        elif f.kind == TIME:
-            value = format_time(value)
-        elif f.kind == MONEY:
-            value = format_money(value)
-        elif f.kind == BASE64:
-            value = None if value is None else base64.b64encode(bytes(value)).decode("ascii")
-        elif f.kind == BOOL:
-            value = bool(value)
-        out[f.name] = value
+def _still_as_loaded(kind: str, column_value: Any, original: Any) -> bool:
+    """Whether the column still holds what was loaded with `original`: if a job changed it since, the
+    column's value is exported instead of the kept form."""
+    if original is None:  # an explicit null where the column stores a default
+        return not column_value
+    if kind == CODE or kind == REF:
+        inner = original.get("value") if isinstance(original, dict) else original
+        return (inner or None) == (column_value or None)
+    if kind == CODES:
+        items = original if isinstance(original, list) else [original]
+        values = [i.get("value") if isinstance(i, dict) else i for i in items]
+        return ",".join(v or "" for v in values) == (column_value or "")
+    return False
+
+
+_load_extra = json.JSONDecoder(parse_float=Decimal).decode
+
+
+def export_plan(fields: tuple[Field, ...]) -> tuple:
+    return tuple((f.name, f.column_name, f.kind, f.code_table) for f in fields)
+
+
+def _minor_text(minor: int) -> str:
+    sign = "-" if minor < 0 else ""
+    minor = abs(minor)
+    return f"{sign}{minor // 100}.{minor % 100:02d}"
+
+
+def _compile_export(plan: tuple, name: str) -> Callable:
+    """to_json's field loop as straight-line Python (see _compile): one line per field."""
+    env: dict[str, Any] = {"_time": format_time, "_money": _minor_text, "_b64": base64.b64encode}
+    lines = [f"def json_{name}(row, descriptions):", "    out = {}"]
+    for n, (field_name, column, kind, table) in enumerate(plan):
+        fn, col = repr(field_name), repr(column)
+        lines.append(f"    v = row[{col}]")
+        if kind in (TEXT, CHOICE, REF):
+            lines.append(f"    out[{fn}] = v")
+        elif kind == CODE:
+            lines.append(f"    out[{fn}] = {{'value': v, 'desc': descriptions[{table!r}].get(v)}} if v else None")
+        elif kind == CODES:
+            lines.append(f"    d = descriptions[{table!r}]")
+            lines.append(f"    out[{fn}] = [{{'value': c, 'desc': d.get(c)}} for c in v.split(',')] if v else []")
+        elif kind == DATE:
+            lines.append(f"    out[{fn}] = None if v is None else v.isoformat() + 'Z'")
+        elif kind == TIME:
+            lines.append(f"    out[{fn}] = None if v is None else _time(v)")
+        elif kind == MONEY:
+            lines.append(f"    out[{fn}] = None if v is None else _money(v)")
+        elif kind == BASE64:
+            lines.append(f"    out[{fn}] = None if v is None else _b64(bytes(v)).decode('ascii')")
+        elif kind == BOOL:
+            lines.append(f"    out[{fn}] = None if v is None else bool(v)")
+    lines.append("    return out")
+    exec(compile("\n".join(lines), f"<alma export {name}>", "exec"), env)  # noqa: S102 - generated from the spec
+    return env[f"json_{name}"]
+
+
+_COMPILED_EXPORT: dict[tuple, Callable] = {}
+
+
+def to_json(row: Any, plan: tuple, descriptions: dict[str, dict[str, str]]) -> dict:
+    """A row as the JSON object of the format; code descriptions come from the code tables. What the
+    row's `extra` holds is put back as it was loaded."""
+    fields = _COMPILED_EXPORT.get(plan)
+    if fields is None:
+        fields = _COMPILED_EXPORT[plan] = _compile_export(plan, f"p{len(_COMPILED_EXPORT)}")
+    out = fields(row, descriptions)
+    extra = row[EXTRA]
+    if extra:
+        kept = _load_extra(extra)
+        typed = kept.pop(TYPED, None)
+        if typed:
+            kinds = {name: (column, kind) for name, column, kind, _ in plan}
+            for name, original in typed.items():
+                column, kind = kinds.get(name, (None, None))
+                if column is not None and _still_as_loaded(kind, row[column], original):
+                    out[name] = original
+        contact = kept.pop(CONTACT_INFO, None)
+        out.update(kept)
+        if contact:
+            out[CONTACT_INFO] = contact  # merged into the exported contact_info by the caller
     return out
 
 
@@ -546,6 +771,9 @@ def _check_spec() -> None:
             raise AssertionError(f"{table.name} has no column {f.column_name!r} for Alma field {f.name!r}")
         if f.code_table and f.code_table not in CODE_TABLES:
             raise AssertionError(f"Alma field {f.name!r} names unknown code table {f.code_table!r}")
+    for table in {t for t, _ in all_fields()}:
+        if EXTRA not in table.c:
+            raise AssertionError(f"{table.name} has no column {EXTRA!r} for the fields outside the spec")
 
 
 _check_spec()

@@ -1,39 +1,56 @@
-"""`load FILE...`: users in the Alma format (see tasks/alma_format.py) into the library database.
+"""`load FILE...`: users in the Alma format (see tasks/alma/format.py) into the library database.
 
-Each file is read and validated completely before anything is written, then written in one
-transaction: a file loads entirely or not at all. Rows go in table by table with executemany, so a
-file of 100,000 users is a few dozen statements, not a million.
+Each file loads in one transaction: entirely or not at all. Records are read and checked a chunk at a
+time (JSON Lines and XML `<users>` are streamed, so memory stays flat in the file's size) and each
+chunk's rows go in table by table with executemany; a problem anywhere rolls the whole file back (the
+rest of the file is still checked, so the message lists up to 20 problems at once).
+
+A file that is an Alma loans, fees or requests response (GET /users/{id}/loans, .../fees,
+.../requests, or one fee) is not a file of users: `load --attach-to PRIMARY_ID FILE` attaches its
+items to that user, already in the library; without it the file is refused with a message saying so.
 """
 from __future__ import annotations
 
+import gc
 import json
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
-from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, Engine, Table, select
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy import Connection, Engine, Table, func, select, text
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
-from tasks.alma.format import SEGMENTS, USER_FIELDS, Segment, UserModel, items_of, to_row
-from tasks.library.codes import code_values, ensure_codes
+from tasks.alma import xml as alma_xml
+from tasks.alma.format import CONTACT_INFO, CREDIT, SEGMENTS, USER_PLAN, Segment, plan_for, to_row
+from tasks.alma.format import code_tables_used
+from tasks.library.codes import descriptions, ensure_codes
 from tasks.db.engine import write_transaction
 from tasks.errors import InvalidInput
 from tasks.db.schema import users
 
 MAX_REPORTED_PROBLEMS = 20
 LOOKUP_CHUNK = 2000  # values per `IN (...)`: well inside SQLite's (32766) and PostgreSQL's parameter limits
+CHUNK = 5000         # records checked and written at a time
+
+# The sub-resource responses Alma sends beside users: list name -> (what it is, what an item is).
+SUB_RESOURCES = {
+    "item_loan": ("a loans response (GET /almaws/v1/users/{id}/loans)", "loan"),
+    "fee": ("a fees response (GET /almaws/v1/users/{id}/fees)", "fee"),
+    "user_request": ("a requests response (GET /almaws/v1/users/{id}/requests)", "request"),
+}
+SEGMENT_BY_NAME = {s.name: s for s in SEGMENTS}
 
 
-def load_files(engine: Engine, paths: list[str]) -> dict:
-    """Load each file in its own transaction; returns how many of each thing were loaded."""
+def load_files(engine: Engine, paths: list[str], attach_to: str | None = None) -> dict:
+    """Load each file in its own transaction; returns how many of each thing were loaded.
+    With `attach_to`, each file is a loans, fees or requests response for that user."""
     totals: Counter = Counter({"files": 0, "users": 0, **{name: 0 for name in _count_names()}, "codes_added": 0})
     loaded: list[str] = []
     for path in paths:
         try:
-            counts = load_file(engine, path)
+            counts = load_file(engine, path, attach_to)
         except InvalidInput as exc:
             if loaded:
                 raise InvalidInput(f"{exc}\n(loaded before this error: {', '.join(loaded)})") from None
@@ -44,30 +61,57 @@ def load_files(engine: Engine, paths: list[str]) -> dict:
     return dict(totals)
 
 
-def load_file(engine: Engine, path: str) -> dict:
-    records = read_records(path)
-    batch = validate_records(path, records)
+def load_file(engine: Engine, path: str, attach_to: str | None = None) -> dict:
+    # The cyclic garbage collector would walk every record of a chunk again and again while they are
+    # built (none of them holds a cycle): off for the load, as it was (a third of the parse time).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_file(engine, path, attach_to)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _load_file(engine: Engine, path: str, attach_to: str | None) -> dict:
+    source = open_source(path)
+    if attach_to is None and source.sub_resource:
+        what, item = SUB_RESOURCES[source.sub_resource]
+        raise InvalidInput(
+            f"{path}: this is {what}, not a file of users: its {item}s belong to one user. Load the user "
+            f"first, then attach them to it: python -m flows load --attach-to PRIMARY_ID {path}")
+    if attach_to is not None and not source.sub_resource:
+        raise InvalidInput(f"{path}: --attach-to {attach_to!r} takes a loans, fees or requests response; "
+                           f"this file holds users: load it without --attach-to")
+    loader = _Loader(path)
     try:
         with write_transaction(engine) as conn:
-            check_against_database(conn, path, batch)
-            return write_batch(conn, batch)
+            loader.start(conn)
+            if attach_to is not None:
+                loader.attach(conn, attach_to, source)
+            else:
+                for chunk in _chunks(source.records, CHUNK):
+                    loader.chunk(conn, chunk)
+            loader.problems.raise_if_any()
+            return dict(loader.counts)
     except (IntegrityError, DataError) as exc:
         # Validation covers what we know of; this is a concurrent load or a rule only the database has.
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise InvalidInput(f"{path}: the database refused the file ({detail}); nothing was loaded") from None
 
 
+def _chunks(records: Iterator, size: int) -> Iterator[list]:
+    chunk: list = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 # ------------------------------------------------------------------ reading
-
-
-@dataclass
-class Record:
-    label: str   # "record 3" in a JSON array, "line 7" in JSON Lines
-    data: Any
-
-    def where(self) -> str:
-        pid = self.data.get("primary_id") if isinstance(self.data, dict) else None
-        return f"{self.label} (primary_id {pid!r})" if isinstance(pid, str) and pid else self.label
 
 
 def _refuse_constant(name: str) -> Any:
@@ -79,54 +123,133 @@ def _refuse_constant(name: str) -> Any:
 _parse = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant).decode
 
 
-def read_records(path: str) -> list[Record]:
-    """The user records of a JSON array, an Alma `{"user": [...]}` object, or JSON Lines."""
+@dataclass
+class Source:
+    """What a file holds: user records (label, data), or the items of one sub-resource."""
+
+    records: Iterator[tuple[str, Any]]
+    sub_resource: str | None = None   # "item_loan", "fee" or "user_request"
+    items: list = field(default_factory=list)
+
+
+def open_source(path: str) -> Source:
     try:
-        raw = Path(path).read_bytes()
+        handle = open(path, "rb")
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    with handle:
+        start = handle.read(4096)
+    lead = start.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if lead.startswith(b"<"):
+        return _xml_source(path)
+    first_line = _first_line(path)
+    if first_line is not None:
+        return Source(_json_lines(path))
+    return _document_source(path)
+
+
+def _first_line(path: str) -> Any:
+    """The first line parsed, when the file is JSON Lines (a user object on its first line)."""
+    with open(path, "rb") as handle:
+        for raw in handle:
+            if not raw.strip():
+                continue
+            try:
+                value = _parse(raw.decode("utf-8-sig"))
+            except (UnicodeDecodeError, ValueError):
+                return None
+            return value if isinstance(value, dict) and "primary_id" in value else None
+    return None
+
+
+def _json_lines(path: str) -> Iterator[tuple[str, Any]]:
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidInput(f"{path}: line {number}: not valid UTF-8 (byte {exc.start}: {exc.reason})") from None
+            if not line.strip():
+                continue
+            try:
+                yield f"line {number}", _parse(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"{path}: line {number}: not valid JSON at column {exc.colno}: {exc.msg}") from None
+            except ValueError as exc:
+                raise InvalidInput(f"{path}: line {number}: {exc}") from None
+
+
+def _document_source(path: str) -> Source:
+    raw = Path(path).read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InvalidInput(f"{path}: line {line}: not valid UTF-8 (byte {exc.start}: {exc.reason})") from None
     if not text.strip():
-        return []
+        return Source(iter(()))
     try:
         document = _parse(text)
     except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data" and text.lstrip().startswith("{"):
-            return list(_json_lines(path, text))
         raise InvalidInput(f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except ValueError as exc:
         raise InvalidInput(f"{path}: {exc}") from None
+    return classify(path, document)
+
+
+def classify(path: str, document: Any) -> Source:
+    """Users (a list, {"user": [...]}, one user) or a sub-resource response (loans, fees, requests,
+    or one fee / loan / request object)."""
     if isinstance(document, list):
-        return [Record(f"record {i}", item) for i, item in enumerate(document, start=1)]
-    if isinstance(document, dict) and "user" in document and "primary_id" not in document:
-        users_ = document["user"]
-        if isinstance(users_, dict):
-            users_ = [users_]
-        if not isinstance(users_, list):
-            raise InvalidInput(f'{path}: "user" must be a list of users')
-        return [Record(f"record {i}", item) for i, item in enumerate(users_, start=1)]
-    if isinstance(document, dict):
-        return [Record("line 1" if "\n" not in text.strip() else "record 1", document)]
-    raise InvalidInput(f'{path}: expected a list of users, an object {{"user": [...]}} or JSON Lines')
+        return Source(_numbered(document))
+    if not isinstance(document, dict):
+        raise InvalidInput(f'{path}: expected a list of users, an object {{"user": [...]}} or JSON Lines')
+    if "primary_id" not in document:
+        if "user" in document:
+            users_ = document["user"]
+            if isinstance(users_, dict):
+                users_ = [users_]
+            if not isinstance(users_, list):
+                raise InvalidInput(f'{path}: "user" must be a list of users')
+            return Source(_numbered(users_))
+        for name in SUB_RESOURCES:
+            if name in document:
+                items = document[name]
+                items = [] if items is None else [items] if isinstance(items, dict) else items
+                if not isinstance(items, list):
+                    raise InvalidInput(f'{path}: "{name}" must be a list')
+                return Source(iter(()), name, items)
+        single = _single_item(document)
+        if single:
+            return Source(iter(()), single, [document])
+    return Source(iter([("record 1", document)]))
 
 
-def _json_lines(path: str, text: str) -> Iterator[Record]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield Record(f"line {number}", _parse(line))
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"{path}: line {number}: not valid JSON at column {exc.colno}: {exc.msg}") from None
-        except ValueError as exc:
-            raise InvalidInput(f"{path}: line {number}: {exc}") from None
+def _single_item(document: dict) -> str | None:
+    if "loan_id" in document:
+        return "item_loan"
+    if "request_id" in document:
+        return "user_request"
+    if "id" in document and ("original_amount" in document or "balance" in document):
+        return "fee"
+    return None
 
 
-# ------------------------------------------------------------------ validation
+def _numbered(items: list) -> Iterator[tuple[str, Any]]:
+    for i, item in enumerate(items, start=1):
+        yield f"record {i}", item
+
+
+def _xml_source(path: str) -> Source:
+    root, records = alma_xml.read_users(path)
+    if root in alma_xml.SUB_RESOURCE_ROOTS:
+        name = alma_xml.SUB_RESOURCE_ROOTS[root]
+        items = [data for _, data in records]
+        return Source(iter(()), name, items)
+    return Source(records)
+
+
+# ------------------------------------------------------------------ checking and writing
 
 
 @dataclass
@@ -139,156 +262,275 @@ class Rows:
     children: dict[str, "Rows"] = field(default_factory=dict)
 
 
-@dataclass
-class Batch:
-    users: Rows
-    records: list[Record]
-    codes: dict[str, dict[str, str | None]]
-    # segment name ("user" for users) -> library-wide unique key -> (record, field path)
-    keys: dict[str, dict[tuple, tuple[Record, str]]]
-
-
 class _Problems:
     def __init__(self, path: str):
         self.path = path
         self.lines: list[str] = []
         self.more = 0
 
-    def add(self, record: Record, where: str, message: str) -> None:
+    def add(self, where_record: str, where: str, message: str) -> None:
         if len(self.lines) < MAX_REPORTED_PROBLEMS:
-            self.lines.append(f"{self.path}: {record.where()}: {where}: {message}")
+            self.lines.append(f"{self.path}: {where_record}: {where}: {message}")
         else:
             self.more += 1
 
+    def __bool__(self) -> bool:
+        return bool(self.lines)
+
     def raise_if_any(self) -> None:
         if self.lines:
+            lines = list(self.lines)
             if self.more:
-                self.lines.append(f"{self.path}: ... and {self.more} more problems")
-            self.lines.append(f"{self.path}: nothing was loaded")
-            raise InvalidInput("\n".join(self.lines))
+                lines.append(f"{self.path}: ... and {self.more} more problems")
+            lines.append(f"{self.path}: nothing was loaded")
+            raise InvalidInput("\n".join(lines))
 
 
-def _field_path(loc: Iterable[Any]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+def _record_name(label: str, data: Any) -> str:
+    pid = data.get("primary_id") if isinstance(data, dict) else None
+    return f"{label} (primary_id {pid!r})" if isinstance(pid, str) and pid else label
+
+
+class _Loader:
+    def __init__(self, path: str):
+        self.path = path
+        self.problems = _Problems(path)
+        self.counts: Counter = Counter({"users": 0, "codes_added": 0})
+        # segment name ("user" for users) -> library-wide unique key -> where it was met in the file
+        self.keys: dict[str, dict[tuple, str]] = {"user": {}}
+        self.known_codes: dict[str, set[str]] = {}
+
+    def start(self, conn: Connection) -> None:
+        # Every code the tables hold, with its description: a record whose desc differs keeps its own
+        # (format.py), and codes met for the first time are added to the tables chunk by chunk.
+        self.found = {table: {code: desc or None for code, desc in descriptions(conn, table).items()}
+                      for table in code_tables_used()}
+        self.in_db = {table: set(codes) for table, codes in self.found.items()}
+
+    # -- users
+
+    def chunk(self, conn: Connection, records: list[tuple[str, Any]]) -> None:
+        user_rows = Rows(None)
+        codes = self.found
+        new_keys: dict[str, dict[tuple, str]] = {}
+        for label, data in records:
+            name = _record_name(label, data)
+            if not isinstance(data, dict):
+                self.problems.add(name, "user", f"must be a JSON object, got {type(data).__name__}")
+                continue
+            found: list[tuple[str, str]] = []
+            row = to_row(data, USER_PLAN, codes, found, "")
+            pid = row.get("primary_id")
+            if isinstance(pid, str):
+                seen = self.keys["user"].get((pid,))
+                if seen:
+                    found.append(("primary_id", f"{pid!r} appears twice in the file (also {seen.split(' (')[0]})"))
+                else:
+                    self.keys["user"][(pid,)] = name
+                    new_keys.setdefault("user", {})[(pid,)] = (name, "primary_id")
+            index = len(user_rows.rows)
+            user_rows.rows.append(row)
+            user_rows.owners.append(index)
+            self._collect(data, index, SEGMENTS, user_rows.children, codes, found, name, new_keys, "")
+            for where, message in found:
+                self.problems.add(name, where, message)
+        if self.problems:
+            return  # keep checking the rest of the file, write nothing more
+        self._check_against_database(conn, new_keys)
+        if self.problems:
+            return
+        self._write_codes(conn, codes)
+        user_ids = _insert(conn, users, user_rows.rows, want_ids=True)
+        self.counts["users"] += len(user_rows.rows)
+        _insert_children(conn, user_rows.children, user_ids, self.counts)
+
+    def _collect(self, owner: dict, owner_index: int, segments: tuple[Segment, ...], into: dict[str, Rows],
+                 codes: dict, found: list, name: str, new_keys: dict, prefix: str) -> None:
+        contact = owner.get(CONTACT_INFO) if segments is SEGMENTS else None
+        for segment, plan, path, unique, per_user, holder_name in _segment_info(segments):
+            holder = owner
+            if holder_name:
+                holder = contact
+                if holder is None:
+                    continue
+                if holder.__class__ is not dict:
+                    found.append((f"{prefix}{holder_name}", "must be a JSON object"))
+                    continue
+            items = holder.get(segment.name)
+            if not items:
+                continue
+            if items.__class__ is not list:
+                if items.__class__ is not dict:
+                    found.append((f"{prefix}{path}", "must be a list"))
+                    continue
+                items = [items]
+            rows = into.get(segment.name)
+            if rows is None:
+                rows = into[segment.name] = Rows(segment)
+            path = prefix + path
+            within_user: dict[tuple, int] = {}
+            append_row, append_owner = rows.rows.append, rows.owners.append
+            for i, item in enumerate(items):
+                where = f"{path}[{i}]"
+                if item.__class__ is not dict:
+                    found.append((where, "must be a JSON object"))
+                    continue
+                row = to_row(item, plan, codes, found, where + ".")
+                if unique:
+                    key = tuple(row.get(c) or "" for c in unique)
+                    seen_in_file = self.keys.setdefault(segment.name, {})
+                    if key in seen_in_file:
+                        found.append((f"{where}.{segment.unique[-1]}", f"{_describe(segment.unique, key)} appears "
+                                      f"twice in the file (also {seen_in_file[key]})"))
+                    else:
+                        seen_in_file[key] = f"{name} {where}.{segment.unique[-1]}"
+                        new_keys.setdefault(segment.name, {})[key] = (name, f"{where}.{segment.unique[-1]}")
+                if per_user:
+                    key = tuple(row.get(c) or "" for c in per_user)
+                    if key in within_user:
+                        found.append((where, f"{_describe(segment.unique_per_user, key)} is already "
+                                             f"in {path}[{within_user[key]}]"))
+                    within_user.setdefault(key, i)
+                index = len(rows.rows)
+                append_row(row)
+                append_owner(owner_index)
+                if segment.children:
+                    self._collect(item, index, segment.children, rows.children, codes, found, name, new_keys,
+                                  where + ".")
+                    if segment.name == "fee":
+                        found.extend(_check_fee(row, rows.children, index, where))
+                elif segment.name == "fee":
+                    found.extend(_check_fee(row, {}, index, where))
+
+    def _write_codes(self, conn: Connection, codes: dict) -> None:
+        for table_name, found in sorted(codes.items()):
+            known = self.in_db.setdefault(table_name, set())
+            if len(found) == len(known):
+                continue
+            new = {code: desc for code, desc in found.items() if code not in known}
+            if new:
+                ensure_codes(conn, table_name, new)
+                self.counts["codes_added"] += len(new)
+                known.update(new)
+
+    def _check_against_database(self, conn: Connection, new_keys: dict) -> None:
+        """Refuse primary ids, identifiers and loan/request/fee ids the library already holds."""
+        checks: list[tuple[str, tuple[str, ...], Table, list[str]]] = [("user", ("primary_id",), users, ["primary_id"])]
+        checks += [(s.name, s.unique, s.table, _unique_columns(s)) for s in _all_segments() if s.unique]
+        for segment_name, names, table, columns in checks:
+            wanted = new_keys.get(segment_name) or {}
+            for key in _existing(conn, table, columns, list(wanted)):
+                record, where = wanted[key]
+                self.problems.add(record, where, f"{_describe(names, key)} is already in the library database")
+
+    # -- sub-resources
+
+    def attach(self, conn: Connection, primary_id: str, source: Source) -> None:
+        user_id = conn.execute(select(users.c.id).where(users.c.primary_id == primary_id,
+                                                        users.c.purged_at.is_(None))).scalar()
+        if user_id is None:
+            raise InvalidInput(f"{self.path}: --attach-to: no user with primary_id {primary_id!r} in the library "
+                               f"database; load the user first")
+        segment = SEGMENT_BY_NAME[source.sub_resource]
+        holder = {segment.name: source.items}
+        name = f"--attach-to {primary_id!r}"
+        children: dict[str, Rows] = {}
+        codes = self.found
+        found: list = []
+        new_keys: dict = {}
+        self._collect(holder, 0, (segment,), children, codes, found, name, new_keys, "")
+        for where, message in found:
+            self.problems.add(name, where, message)
+        if self.problems:
+            return
+        self._check_against_database(conn, new_keys)
+        if self.problems:
+            return
+        self._write_codes(conn, codes)
+        _insert_children(conn, children, [user_id], self.counts)
+
+
+_SEGMENT_INFO: dict[int, list] = {}
+
+
+def _segment_info(segments: tuple[Segment, ...]) -> list:
+    info = _SEGMENT_INFO.get(id(segments))
+    if info is None:
+        info = _SEGMENT_INFO[id(segments)] = [
+            (s, plan_for(s), s.path, tuple(_unique_columns(s)), tuple(_unique_columns(s, per_user=True)), s.under)
+            for s in segments]
+    return info
+
+
+def _all_segments() -> list[Segment]:
+    out, stack = [], list(SEGMENTS)
+    while stack:
+        seg = stack.pop(0)
+        out.append(seg)
+        stack += seg.children
     return out
 
 
-_PYDANTIC_WORDS = {
-    "missing": "is required",
-    "model_type": "must be a JSON object",
-    "model_attributes_type": "must be a JSON object",
-    "list_type": "must be a list",
-}
+def _check_fee(row: dict, children: dict[str, Rows], index: int, where: str) -> Iterator[tuple[str, str]]:
+    """The ledger (balance = original_amount - transactions) and the sign rule: only a CREDIT fee
+    carries negative amounts (as Alma sends it: balance and original_amount not above 0)."""
+    balance, original = row.get("balance_minor"), row.get("original_amount_minor")
+    if not isinstance(balance, int) or not isinstance(original, int):
+        return  # already refused
+    credit = row.get("fee_type") == CREDIT
+    amounts: list = []
+    transactions = children.get("transaction")
+    if transactions is not None:  # this fee's are the last rows collected, owned by `index`
+        i = len(transactions.owners) - 1
+        while i >= 0 and transactions.owners[i] == index:
+            amounts.append(transactions.rows[i].get("amount_minor"))
+            i -= 1
+        amounts.reverse()
+    if not credit:
+        negative = False
+        for name, value in (("original_amount", original), ("balance", balance)):
+            if value < 0:
+                negative = True
+                yield (f"{where}.{name}", f"may not be negative, got {_amount(value)} (only a CREDIT fee carries "
+                                          f"negative amounts)")
+        if negative:
+            return
+        for i, value in enumerate(amounts):
+            if isinstance(value, int) and value < 0:
+                yield (f"{where}.transaction[{i}].amount", f"may not be negative, got {_amount(value)} "
+                                                           f"(only a CREDIT fee carries negative amounts)")
+                return
+    else:
+        positive = False
+        for name, value in (("original_amount", original), ("balance", balance)):
+            if value > 0:
+                positive = True
+                yield (f"{where}.{name}", f"a CREDIT fee carries a negative amount (as Alma sends it), "
+                                          f"got {_amount(value)}")
+        if positive:
+            return
+    if any(not isinstance(a, int) for a in amounts):
+        return
+    paid = sum(amounts)
+    if balance != original - paid:
+        yield (f"{where}.balance", f"{_amount(balance)} does not match the ledger: original_amount "
+                                   f"{_amount(original)} minus transactions {_amount(paid)} is {_amount(original - paid)}")
 
 
-def _message(error: dict) -> str:
-    return _PYDANTIC_WORDS.get(error["type"], error["msg"])
+def _amount(minor: int) -> str:
+    sign = "-" if minor < 0 else ""
+    return f"{sign}{abs(minor) // 100}.{abs(minor) % 100:02d}"
 
 
-def validate_records(path: str, records: list[Record]) -> Batch:
-    """Check every record and turn the file into rows; raises InvalidInput naming record and field."""
-    problems = _Problems(path)
-    user_rows = Rows(None)
-    codes: dict[str, dict[str, str | None]] = {}
-    keys: dict[str, dict[tuple, tuple[Record, str]]] = {"user": {}}
-    for index, record in enumerate(records):
-        if not isinstance(record.data, dict):
-            problems.add(record, "user", f"must be a JSON object, got {type(record.data).__name__}")
-            continue
-        try:
-            user = UserModel.model_validate(record.data)
-        except ValidationError as exc:
-            for error in exc.errors(include_url=False):
-                problems.add(record, _field_path(error["loc"]) or "user", _message(error))
-            continue
-        seen = keys["user"]
-        if (user.primary_id,) in seen:
-            problems.add(record, "primary_id", f"{user.primary_id!r} appears twice in the file "
-                                               f"(also {seen[(user.primary_id,)][0].label})")
-        else:
-            seen[(user.primary_id,)] = (record, "primary_id")
-        for where, message in _check_user(user, record, keys):
-            problems.add(record, where, message)
-        user_rows.rows.append(to_row(user, USER_FIELDS, codes))
-        user_rows.owners.append(index)
-        _collect(user, len(user_rows.rows) - 1, SEGMENTS, user_rows.children, codes)
-    problems.raise_if_any()
-    return Batch(user_rows, records, codes, keys)
-
-
-def _collect(owner: BaseModel, owner_index: int, segments: tuple[Segment, ...], into: dict[str, Rows],
-             codes: dict) -> None:
-    for segment in segments:
-        rows = into.setdefault(segment.name, Rows(segment))
-        for item in items_of(owner, segment):
-            rows.rows.append(to_row(item, segment.fields, codes))
-            rows.owners.append(owner_index)
-            if segment.children:
-                _collect(item, len(rows.rows) - 1, segment.children, rows.children, codes)
-
-
-def _check_user(user: BaseModel, record: Record, keys: dict) -> Iterator[tuple[str, str]]:
-    """Rules across fields and records: unique keys and the fee ledger."""
-    for segment in SEGMENTS:
-        path = f"{segment.under}.{segment.name}" if segment.under else segment.name
-        within_user: dict[tuple, int] = {}
-        for i, item in enumerate(items_of(user, segment)):
-            if segment.unique:
-                key = tuple(_key_value(getattr(item, name)) for name in segment.unique)
-                seen = keys.setdefault(segment.name, {}).get(key)
-                if seen:
-                    yield (f"{path}[{i}].{segment.unique[-1]}", f"{_describe(segment.unique, key)} appears "
-                                                                f"twice in the file (also {seen[0].where()} {seen[1]})")
-                else:
-                    keys[segment.name][key] = (record, f"{path}[{i}].{segment.unique[-1]}")
-            if segment.unique_per_user:
-                key = tuple(_key_value(getattr(item, name)) for name in segment.unique_per_user)
-                if key in within_user:
-                    yield (f"{path}[{i}]", f"{_describe(segment.unique_per_user, key)} is already "
-                                           f"in {path}[{within_user[key]}]")
-                within_user.setdefault(key, i)
-            if segment.name == "fee":
-                yield from _check_ledger(item, f"{path}[{i}]")
-
-
-def _key_value(value: Any) -> Any:
-    return getattr(value, "value", value) if value is not None else ""
+def _unique_columns(segment: Segment, per_user: bool = False) -> list[str]:
+    by_name = {f.name: f.column_name for f in segment.fields}
+    return [by_name[name] for name in (segment.unique_per_user if per_user else segment.unique)]
 
 
 def _describe(names: tuple[str, ...], key: tuple) -> str:
     if len(key) == 1:
         return repr(key[0])
     return " ".join(f"{n} {v!r}" for n, v in zip(names, key))
-
-
-def _check_ledger(fee: BaseModel, where: str) -> Iterator[tuple[str, str]]:
-    paid = sum((t.amount for t in fee.transaction or ()), Decimal("0.00"))
-    if fee.balance != fee.original_amount - paid:
-        yield (f"{where}.balance", f"{fee.balance} does not match the ledger: original_amount "
-                                   f"{fee.original_amount} minus transactions {paid} is {fee.original_amount - paid}")
-
-
-# ------------------------------------------------------------------ the database
-
-
-def _unique_columns(segment: Segment) -> list[str]:
-    by_name = {f.name: f.column_name for f in segment.fields}
-    return [by_name[name] for name in segment.unique]
-
-
-def check_against_database(conn: Connection, path: str, batch: Batch) -> None:
-    """Refuse primary ids, identifiers and loan/request/fee ids the library already holds."""
-    problems = _Problems(path)
-    checks: list[tuple[str, tuple[str, ...], Table, list[str]]] = [("user", ("primary_id",), users, ["primary_id"])]
-    checks += [(s.name, s.unique, s.table, _unique_columns(s)) for s in SEGMENTS if s.unique]
-    for segment_name, names, table, columns in checks:
-        wanted = batch.keys.get(segment_name) or {}
-        for key in _existing(conn, table, columns, list(wanted)):
-            record, where = wanted[key]
-            problems.add(record, where, f"{_describe(names, key)} is already in the library database")
-    problems.raise_if_any()
 
 
 def _existing(conn: Connection, table: Table, columns: list[str], keys: list[tuple]) -> list[tuple]:
@@ -304,21 +546,12 @@ def _existing(conn: Connection, table: Table, columns: list[str], keys: list[tup
     return found
 
 
-def write_batch(conn: Connection, batch: Batch) -> dict:
-    counts: Counter = Counter({"users": len(batch.users.rows), "codes_added": 0})
-    for table_name, found in sorted(batch.codes.items()):
-        counts["codes_added"] += len(set(found) - code_values(conn, table_name))
-        ensure_codes(conn, table_name, found)
-    user_ids = _insert(conn, users, batch.users.rows, want_ids=True)
-    _insert_children(conn, batch.users.children, user_ids, counts)
-    return dict(counts)
-
-
 def _insert_children(conn: Connection, children: dict[str, Rows], parent_ids: list[int], counts: Counter) -> None:
     for rows in children.values():
         segment = rows.segment
+        column = segment.parent_column
         for row, owner in zip(rows.rows, rows.owners):
-            row[segment.parent_column] = parent_ids[owner]
+            row[column] = parent_ids[owner]
         ids = _insert(conn, segment.table, rows.rows, want_ids=bool(segment.children))
         counts[segment.count_as] += len(rows.rows)
         if segment.children:
@@ -326,22 +559,48 @@ def _insert_children(conn: Connection, children: dict[str, Rows], parent_ids: li
 
 
 def _insert(conn: Connection, table: Table, rows: list[dict], want_ids: bool) -> list[int]:
+    """Insert `rows` (all with the same keys) straight through the driver: SQLAlchemy's per-row
+    parameter processing cost more than the database's own work at 100,000 users (BENCHMARKS.md).
+    Parents get their ids first (from the sequence on PostgreSQL; on SQLite after the highest id, under
+    the write lock this transaction holds), so children link to them without a read-back."""
     if not rows:
         return []
+    ids: list[int] = []
     if want_ids:
-        # One executemany that hands back the new ids in the order of `rows` (SQLAlchemy's
-        # "insertmanyvalues"), so children link to their owners without a read-back query.
-        statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
-        return list(conn.execute(statement, rows).scalars())
-    conn.execute(table.insert(), rows)
-    return []
+        ids = _allocate_ids(conn, table, len(rows))
+        for row, new_id in zip(rows, ids):
+            row["id"] = new_id
+    columns = [c for c in rows[0] if c in table.c]
+    processors = [table.c[c].type._cached_bind_processor(conn.dialect) for c in columns]
+    if any(processors):
+        steps = list(zip(columns, processors))
+        values = [tuple(p(r[c]) if p else r[c] for c, p in steps) for r in rows]
+    else:
+        values = [tuple(r[c] for c in columns) for r in rows]
+    names = ", ".join(columns)
+    cursor = conn.connection.cursor()
+    statement = f"INSERT INTO {table.name} ({names}) VALUES "
+    try:
+        if conn.dialect.name == "postgresql":
+            from psycopg2.extras import execute_values
+
+            execute_values(cursor, statement + "%s", values, page_size=2000)
+        else:
+            cursor.executemany(statement + "(" + ", ".join("?" for _ in columns) + ")", values)
+    except conn.dialect.dbapi.Error as exc:  # worded by load_file, as SQLAlchemy's own errors are
+        raise DBAPIError.instance(statement, None, exc, conn.dialect.dbapi.Error) from None
+    finally:
+        cursor.close()
+    return ids
+
+
+def _allocate_ids(conn: Connection, table: Table, count: int) -> list[int]:
+    if conn.dialect.name == "postgresql":
+        query = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
+        return sorted(conn.execute(query, {"table": table.name, "n": count}).scalars())
+    highest = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
+    return list(range(highest + 1, highest + 1 + count))
 
 
 def _count_names() -> list[str]:
-    names: list[str] = []
-    stack = list(SEGMENTS)
-    while stack:
-        segment = stack.pop(0)
-        names.append(segment.count_as)
-        stack += segment.children
-    return names
+    return [segment.count_as for segment in _all_segments()]

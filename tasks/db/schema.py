@@ -43,6 +43,13 @@ def _owner(nullable: bool = False) -> Column:
     return Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=nullable, index=True)
 
 
+def _extra() -> Column:
+    # What an Alma record carries beyond the typed columns (fields outside the format's spec, and the
+    # exact form of a typed field the column cannot hold, such as a null boolean): a JSON object as
+    # text, NULL when there is nothing. See tasks/alma/format.py.
+    return Column("extra", Text)
+
+
 def _anonymized() -> list[Column]:
     """A loan, request or fee unlinked from its user by Anonymise loan history (user_id NULL) keeps the
     facts statistics need, as they stood when it was anonymised: its user's group, record type, account
@@ -87,7 +94,8 @@ users = Table(
     Column("last_name", String(255)),
     Column("user_group", String(64)),
     Column("record_type", String(16)),
-    Column("account_type", String(16), nullable=False, server_default="EXTERNAL"),
+    # NULL when the record did not say (a brief Alma user); merge treats it as EXTERNAL.
+    Column("account_type", String(16)),
     Column("status", String(16)),
     Column("expiry_date", Date),
     Column("purge_date", Date),
@@ -287,7 +295,9 @@ fees = Table(
     Column("title", Text),
     *_anonymized(),
     CheckConstraint("status IN ('ACTIVE', 'CLOSED', 'INDISPUTE')", name="fees_status"),
-    CheckConstraint("balance_minor >= 0", name="fees_balance_not_negative"),
+    # A CREDIT fee carries negative amounts, as Alma sends it; every other fee is owed (>= 0).
+    CheckConstraint("(fee_type = 'CREDIT' AND balance_minor <= 0 AND original_amount_minor <= 0)"
+                    " OR (fee_type <> 'CREDIT' AND balance_minor >= 0)", name="fees_balance_sign"),
 )
 Index("ix_fees_active", fees.c.user_id, fees.c.status)
 
@@ -305,6 +315,13 @@ fee_transactions = Table(
     Column("transaction_time", DateTime),
     Column("job_run_id", String(64), index=True),
 )
+
+# Every part of a user record has `extra`, as its last column: where revision 0005 added it to the
+# databases made before, so a new database and an upgraded one are the same.
+for _table in (users, user_identifiers, user_addresses, user_emails, user_phones, user_notes, user_attachments,
+               user_roles, user_blocks, user_statistics, user_proxies, loans, requests, fees, fee_transactions):
+    _table.append_column(_extra())
+del _table
 
 job_runs = Table(
     "job_runs",

@@ -160,10 +160,16 @@ def delete_proxy_rows(user_proxies: Table = schema.user_proxies):
 
 
 def clear_column_of_users(table_name: str, column: str):
-    """Empty a free-text column of the users `:ids` (the policy's keep-statistics and stricter)."""
+    """Empty a column of the users `:ids` (the policy's keep-statistics and stricter: free text, and
+    `extra`). A table without a user_id (fee_transactions) reaches the users through the table its
+    foreign key names (`fee_id IN (SELECT id FROM fees WHERE user_id IN :ids)`)."""
     table = schema.metadata.tables[table_name]
-    return (update(table).where(table.c[column].is_not(None), in_list(table.c.user_id))
-            .values({column: None}))
+    if "user_id" in table.c:
+        owned = in_list(table.c.user_id)
+    else:
+        key = next(fk for fk in table.foreign_keys if "user_id" in fk.column.table.c)
+        owned = key.parent.in_(select(key.column).where(in_list(key.column.table.c.user_id)))
+    return update(table).where(table.c[column].is_not(None), owned).values({column: None})
 
 
 
@@ -212,7 +218,9 @@ def unlink_from_users(table_name: str, rows: ColumnElement[bool] | None = None):
     """Anonymise loan history's one statement per kind: unlink rows of `table_name` (loans, requests,
     fees) from their users, keeping what statistics need as it stands now (the user's group, record
     type, account type and statistical categories) and `anonymized_at = :now`. The row keeps its own
-    dates, library, item and amounts; a fee's free-text comment goes. `rows` says which: the ids `:ids`
+    dates, library, item and amounts; a fee's free-text comment goes, and every row's `extra` (the Alma
+    fields kept as loaded: an Alma loan carries its patron's `user_id`, a request `user_primary_id`).
+    `rows` says which: the ids `:ids`
     by default. Only rows the job may touch are reached (returned loans, requests in history, closed
     fees without balance), so the caller can compare the row count with what it re-checked."""
     table = schema.metadata.tables[table_name]
@@ -228,6 +236,7 @@ def unlink_from_users(table_name: str, rows: ColumnElement[bool] | None = None):
         "anon_account_type": u.c.account_type,
         "anon_statistics": statistics_of(table.c.user_id),
         "anonymized_at": bindparam("now"),
+        "extra": null(),
         "user_id": null(),
     }
     if table_name == "fees":

@@ -28,6 +28,7 @@ REASON_WORDS = {
     "OWES_ABOVE_THRESHOLD": "owes more than the limit",
     "ACTIVE_LOANS": "has active loans",
     "ACTIVE_REQUESTS": "has active requests",
+    "HAS_CREDIT": "holds a credit (the library owes them)",
     "PROTECTED": "protected",
     "ABOVE_FINE_THRESHOLD": "above the fine threshold",
     "HAS_OVERDUE_LOANS": "has overdue loans",

@@ -4,8 +4,10 @@ Levels, from most kept to least (README.md, "Delete-user policy", has the exact 
 - keep-fully-reportable: the user row (names, primary id, dates, statistical fields), statistics,
   loan and request history and the fee ledger stay; contacts, identifiers, notes, blocks,
   attachments, roles and proxies go.
-- keep-statistics: as above, and names, birth date, expiry date, external id and free-text comments
-  (fees, fee transactions, statistics) go.
+- keep-statistics: as above, and names, birth date, expiry date, external id, free-text comments
+  (fees, fee transactions, statistics) and every `extra` (the Alma fields outside the format kept as
+  loaded, on the user row, statistics, loans, requests, fees, transactions) go. At keep-fully-reportable
+  the user row's extra stays with the row; the segments removed take theirs with them.
 - keep-statistics-remove-id (default): as above, and the primary id goes: nothing left names the person.
 - fully-remove: the user row and everything attached (loan and request history, fees, ledger) go.
 Making the policy stricter applies it to users purged earlier; a looser one cannot restore data.
@@ -23,13 +25,14 @@ from tasks.library.settings import get_setting, put_setting
 from tasks.db.sql import sql_for
 from tasks.db.statements import (advisory_lock, clear_column_of_users, delete_proxy_rows,
                                  delete_rows_of_users)
-from tasks.segments import PERSONAL_TABLES
+from tasks.segments import KEPT_TABLES, PERSONAL_TABLES
 
 POLICY_LEVELS = {
     "keep-fully-reportable": "keeps the user row with names and primary id, statistics, loan/request history "
                              "and fee ledger; removes contacts, identifiers, notes, blocks, attachments, roles, proxies",
     "keep-statistics": "as keep-fully-reportable, and also removes names, birth date, expiry date, "
-                       "external id and free-text comments on fees and statistics",
+                       "external id, free-text comments on fees and statistics, and the Alma fields kept "
+                       "beyond the typed ones (extra) on the user, statistics, loans, requests and fees",
     "keep-statistics-remove-id": "as keep-statistics, and also removes the primary id (default)",
     "fully-remove": "removes the user and everything attached, loan history and fee ledger included",
 }
@@ -42,9 +45,14 @@ POLICY_LOCK_KEY = 0x5055524745  # "PURGE"
 
 # Every level: the parts that reach a person (tasks/segments.py) go.
 _SEGMENT_STATEMENTS = [delete_rows_of_users(table) for table in PERSONAL_TABLES]
-# keep-statistics and stricter: free text that may name the person goes too.
-_COMMENT_STATEMENTS = [clear_column_of_users("fees", "comment"), "policy/clear_fee_transaction_comments",
-                       clear_column_of_users("user_statistics", "statistic_note")]
+# keep-statistics and stricter: free text that may name the person goes too, and what the kept rows
+# carried beyond the typed columns (`extra`: the Alma fields outside the format, tasks/alma/format.py;
+# it can hold anything). The removed parts take their extra with them; the user row's goes in
+# policy/reduce_users.
+_COMMENT_STATEMENTS = [clear_column_of_users("fees", "comment"),
+                       clear_column_of_users("fee_transactions", "comment"),
+                       clear_column_of_users("user_statistics", "statistic_note"),
+                       *(clear_column_of_users(table, "extra") for table in KEPT_TABLES)]
 # What reduce_users empties on the user row at each level (fully-remove deletes the row instead).
 _USER_ROW = {
     "keep-fully-reportable": {"anonymise": 0, "remove_id": 0},

@@ -4,6 +4,12 @@ A pair is merged only when both users exist, they differ, neither appears in ano
 neither is protected, the From user holds no role other than Patron, and an INTERNAL -> EXTERNAL pair
 states copy-as-internal. What moves follows the clash rules the SQL in sql/merge/ applies, so a dry
 run counts exactly what a real run moves.
+
+Fields kept beyond the typed columns (`extra`, tasks/alma/format.py): the To user keeps its own user
+row, extra included; the From user's user-row extra (full_name, gender, pref_* names, ...) is not copied
+and goes with the deleted From user. Every row that moves (addresses, roles, loans, fees, ...) takes its
+own extra with it; a role or identifier that clashes stays with the From user and goes with it.
+A user with no account type (NULL) counts as EXTERNAL.
 """
 from __future__ import annotations
 
@@ -99,7 +105,10 @@ def pair_facts(pairs: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame,
         frame[f"{side}_id"] = frame[f"{side}_id"].astype("Int64")
         frame[f"{side}_exists"] = frame[f"{side}_id"].notna()
         frame[f"{side}_protected"] = frame[f"{side}_protected"].fillna(False).astype(bool)
-        frame[f"{side}_account_type"] = frame[f"{side}_account_type"].astype(object)
+        # A user whose record did not say its account type (NULL, README "The Alma format") counts as
+        # EXTERNAL: merging an INTERNAL user into it then needs the explicit copy-as-internal choice.
+        frame[f"{side}_account_type"] = frame[f"{side}_account_type"].astype(object).where(
+            ~(frame[f"{side}_exists"] & frame[f"{side}_account_type"].isna()), "EXTERNAL")
     frame["from_non_patron_roles"] = frame["from_non_patron_roles"].fillna(0).astype("int64")
     clash_free = clash_free_counts(frame, items)
     moving = set(segment_kinds(segments))

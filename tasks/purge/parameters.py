@@ -31,7 +31,8 @@ class PurgeParameters(JobParameters):
     )
     max_owed: Annotated[Decimal, Cli(metavar="AMOUNT")] = Field(
         default=Decimal("0"), ge=0, max_digits=12, decimal_places=2, title="Most owed",
-        description="Users whose active fees add up to more than this amount are kept (OWES_ABOVE_THRESHOLD); "
+        description="Users whose active fees, net of their credits, add up to more than this amount are kept "
+                    "(OWES_ABOVE_THRESHOLD); users holding an active credit are kept too (HAS_CREDIT); "
                     "a user owing exactly this amount is purged and the fees are waived.",
     )
     max_users: Annotated[int | None, Form(zero_is_none=True)] = Field(

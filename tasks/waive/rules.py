@@ -52,7 +52,11 @@ def decide_waive(candidates: pd.DataFrame, *, threshold_minor: int, now: dt.date
     The threshold is per user and all-or-nothing: it is judged on `owed_minor`, the user's total over
     all active fees of every type, so a user owing 10 + 50 + 70 with a threshold of 120 keeps all
     three, even when a fine-type limit would waive only one of them. A total exactly at the threshold
-    is waived. Users none of whose fees are in scope do not appear at all."""
+    is waived. Users none of whose fees are in scope do not appear at all.
+
+    Credits: `owed_minor` is net of the user's active CREDIT fees (negative balances, as Alma's total_sum
+    counts them), so a credit lowers what the user owes against the threshold. A credit itself is never
+    waived: the candidates are fees with a balance above 0 (sql/waive/select_candidates.sql)."""
     in_scope = fees_in_scope(candidates, fine_types=fine_types, user_groups=user_groups,
                              created_from=created_from, created_to=created_to)
     frame = candidates[in_scope.to_numpy()].copy()
