@@ -12,14 +12,13 @@ On SQLite the users and fees changes rebuild those tables in batch mode (copy, d
 foreign keys off for the upgrade's transaction (tasks/db/migrate.py): rows are kept, children too.
 Types and constraints are written out here, not imported from tasks/db/schema.py.
 
-Revision 0005, after 0002 (main's head when this landed; 0003-0004 are being written alongside, and the
-revisions are put in one line when they land). It adds `extra` after 0002's snapshot columns.
+Revision 0005, after 0004. It adds `extra` as the last column of each table.
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
