@@ -137,7 +137,9 @@ def runner_deployments(*, from_source: bool, read_codes=None, config: dict[str, 
             **({"work_queue_name": pool.get("work_queue_name"), "job_variables": pool.get("job_variables")}
                if from_source else {}),
         )
-        if read_codes is not None:
-            with_form_choices(deployment, job_flow.job, read_codes)
+        # Housekeeping flows are not jobs: they have no parameter model whose codes could be offered.
+        job = getattr(job_flow, "job", None)
+        if read_codes is not None and job is not None:
+            with_form_choices(deployment, job, read_codes)
         deployments.append((pool.get("name"), deployment))
     return deployments
