@@ -12,8 +12,8 @@ from sqlalchemy import Connection, select
 from tasks.db.schema import fees, users
 from tasks.db.statements import in_list
 
-# The batch's ids bound once, as one array on PostgreSQL (tasks/db/statements.in_list): a batch locks
-# thousands of rows, and one bound value per id was most of the lock's time (BENCHMARKS.md, change 13).
+# The batch's ids bound once, as one array on PostgreSQL (tasks/db/statements.in_list), like every other
+# batch statement: not thousands of bound values a lock (BENCHMARKS.md, change 13).
 LOCK_USERS = select(users.c.id).where(in_list(users.c.id, "user_ids")).order_by(users.c.id).with_for_update()
 LOCK_ACTIVE_FEES = (select(fees.c.id).where(in_list(fees.c.user_id, "user_ids"), fees.c.status == "ACTIVE")
                     .order_by(fees.c.id).with_for_update())
