@@ -77,7 +77,9 @@ def timed(phase: str):
 
 
 def _wrap(module, name: str, phase: str) -> None:
-    original = getattr(module, name)
+    original = getattr(module, name, None)
+    if original is None:
+        return  # a step the engine no longer has under this name
 
     @functools.wraps(original)
     def wrapper(*args, **kwargs):
@@ -129,6 +131,21 @@ def _install_phase_timers() -> None:
             return original_select(*args, **kwargs)
 
     selection.select_and_decide.fn = select_body
+    # A real run that streams its selection (tasks/engine/runner.streams): the statement and its first
+    # chunk, then reading and deciding the rest between the batches' submissions.
+    _wrap(selection.StreamedSelection, "__init__", "streamed selection: statement + first chunk")
+    original_batches = selection.StreamedSelection.batches
+
+    def timed_batches(self, batch_size):
+        stream = original_batches(self, batch_size)
+        while True:
+            with timed("streamed selection: reading and deciding, between batches"):
+                batch = next(stream, None)
+            if batch is None:
+                return
+            yield batch
+
+    selection.StreamedSelection.batches = timed_batches
 
 
 def main() -> int:

@@ -12,27 +12,30 @@ import os
 import sys
 import typing
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
-from pydantic.fields import FieldInfo
 
-from flows.registry import JOBS, flow_of
-from tasks.cli.local_server import start_local_prefect_server
-from tasks.cli.pipes import stdout_closed_by_reader
-from tasks.cli import progress_bar
-from tasks.db.engine import database_url, get_engine, mask_secrets, mask_url
-from tasks.engine.definition import JobDefinition
-from tasks.engine.parameters import cli_of, flag_of, form_order, naming, parse
-from tasks.engine.records import stored_report
-from tasks.engine.runner import check
+from flows.registry import ENTRIES, Entry, entry_for
 from tasks.errors import InvalidInput, JobFailed, JobRefused, JobStopped, UserNotFound
-from tasks.library.init_db import init_db
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+
+    from tasks.engine.parameters import JobParameters
+
+# Start-up (BENCHMARKS.md): `--help` imports click and the registry's table, nothing more; a job command
+# imports its parameter model (pydantic) for its options, SQLAlchemy for its first statement, and its flow
+# module (Prefect, pandas) only once it has checked the database. Every other import is in the function
+# that needs it.
 
 EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_NOT_FOUND = 0, 1, 2, 3
 
 
 def _engine():
+    from tasks.db.engine import get_engine
+    from tasks.library.init_db import init_db
+
     engine = get_engine()
     init_db(engine)  # the embedded default is created on first use; idempotent elsewhere
     return engine
@@ -81,6 +84,8 @@ def _metavar(annotation: Any) -> str | None:
 
 
 def _help(field: FieldInfo, choices: tuple[str, ...]) -> str:
+    from tasks.engine.parameters import cli_of
+
     text = cli_of(field).help or field.description or ""
     if choices:
         text += f" Choices: {', '.join(choices)}."
@@ -90,10 +95,12 @@ def _help(field: FieldInfo, choices: tuple[str, ...]) -> str:
     return text.strip()
 
 
-def job_options(job: JobDefinition) -> list[click.Option]:
+def job_options(model: type[JobParameters]) -> list[click.Option]:
+    from tasks.engine.parameters import cli_of, form_order
+
     options = []
-    for name in form_order(job.parameters):
-        field = job.parameters.model_fields[name]
+    for name in form_order(model):
+        field = model.model_fields[name]
         cli = cli_of(field)
         if cli.hidden:
             continue
@@ -114,11 +121,13 @@ def job_options(job: JobDefinition) -> list[click.Option]:
     return options
 
 
-def values_from_options(job: JobDefinition, given: dict[str, Any]) -> dict[str, Any]:
+def values_from_options(model: type[JobParameters], given: dict[str, Any]) -> dict[str, Any]:
     """What the person typed, as values for the parameter model (what they left out takes its default)."""
+    from tasks.engine.parameters import cli_of
+
     values: dict[str, Any] = {}
     for name, value in given.items():
-        field = job.parameters.model_fields[name]
+        field = model.model_fields[name]
         cli = cli_of(field)
         if value is None or value == () or value is False and "/" not in (cli.flag or ""):
             continue
@@ -133,23 +142,38 @@ def values_from_options(job: JobDefinition, given: dict[str, Any]) -> dict[str, 
     return values
 
 
-def flag_names(job: JobDefinition) -> dict[str, str]:
-    return {name: flag_of(name, field) for name, field in job.parameters.model_fields.items()}
+def flag_names(model: type[JobParameters]) -> dict[str, str]:
+    from tasks.engine.parameters import flag_of
+
+    return {name: flag_of(name, field) for name, field in model.model_fields.items()}
 
 
-def run_job_command(job: JobDefinition, given: dict[str, Any], as_json: bool) -> int:
+def run_job_command(entry: Entry, given: dict[str, Any], as_json: bool) -> int:
+    from tasks.cli.local_server import start_local_prefect_server
+    from tasks.engine.parameters import naming, parse
+
     # Started first: the server's start-up runs while the parameters are checked. It dies with this
     # process, however it ends (tasks/cli/local_server.py).
     server = start_local_prefect_server()
-    _engine()
-    with naming(flag_names(job)):
-        parameters = check(job, parse(job.parameters, values_from_options(job, given)))
+    model = entry.load_parameters()
+    with naming(flag_names(model)):
+        values = parse(model, values_from_options(model, given))
+    _engine()  # the command's first statements: the schema is there and current
+    # Only now Prefect and pandas (the flow module): ~2 s of imports that a bad flag never waits for.
+    flow = entry.load_flow()
+    job = flow.job
+    from tasks.cli import progress_bar
+    from tasks.engine.records import stored_report
+    from tasks.engine.runner import check
+
+    with naming(flag_names(model)):
+        parameters = check(job, values)
     # The flow checks again (runs from the Prefect UI need it); checking here first lets the command
     # line refuse bad input with its one-line message instead of a failed flow run.
     if server:
         server.wait_until_ready()
     with progress_bar.terminal_progress(progress_bar.progress_wanted(json_output=as_json)):
-        state = flow_of(job)(**parameters.model_dump(mode="json"), return_state=True)
+        state = flow(**parameters.model_dump(mode="json"), return_state=True)
     data = state.result(raise_on_failure=False)
     if isinstance(data, (InvalidInput, JobRefused, JobFailed)) or (
             isinstance(data, BaseException) and not isinstance(data, JobStopped)):
@@ -159,26 +183,74 @@ def run_job_command(job: JobDefinition, given: dict[str, Any], as_json: bool) ->
     return EXIT_OK
 
 
-def job_command(job: JobDefinition) -> click.Command:
-    def callback(as_json: bool, **given: Any) -> int:
-        return run_job_command(job, given, as_json)
+class JobCommand(click.Command):
+    """A job's command: its options come from the parameter model; its long help (the definition's
+    summary line) imports the flow module, so only `COMMAND --help` pays for it."""
 
-    return click.Command(job.command, callback=callback, params=job_options(job),
-                         help=f"{job.title}: {job.summary_line} Dry run unless --confirm.",
-                         short_help=job.title)
+    def __init__(self, entry: Entry):
+        def callback(as_json: bool, **given: Any) -> int:
+            return run_job_command(entry, given, as_json)
+
+        self.entry = entry
+        super().__init__(entry.command, callback=callback, params=job_options(entry.load_parameters()),
+                         short_help=entry.title)
+
+    @property
+    def help(self) -> str:
+        job = self.entry.load_flow().job
+        return f"{job.title}: {job.summary_line} Dry run unless --confirm."
+
+    @help.setter
+    def help(self, value: str | None) -> None:
+        pass  # always the definition's
+
+
+def job_command(entry: Entry) -> click.Command:
+    return JobCommand(entry)
+
+
+class JobsGroup(click.Group):
+    """The commands: the jobs of the registry are made when named (click's lazy group); `--help` lists
+    them by the registry's one-line titles without importing them."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *(e.command for e in ENTRIES)})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        entry = entry_for(name)
+        if entry is not None and name not in self.commands:
+            self.add_command(job_command(entry))
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            entry = entry_for(name)
+            if entry is not None and name not in self.commands:
+                rows.append((name, entry.title))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 # ---------------------------------------------------------------- the other commands
 # Each imports what only it needs when it runs, so that `--help` and the job commands start quickly.
 
 
-@click.group(name="python -m flows", help="Library user management jobs.")
+@click.group(name="python -m flows", cls=JobsGroup, help="Library user management jobs.")
 def cli() -> None:
     pass
 
 
 @cli.command("init-db", help="Create or upgrade the schema in DATABASE_URL (idempotent).")
 def init_db_command() -> int:
+    from tasks.db.engine import database_url, get_engine, mask_url
+    from tasks.library.init_db import init_db
+
     revision = init_db(get_engine())
     print(f"schema revision {revision} ready in {mask_url(database_url())}")
     return EXIT_OK
@@ -450,8 +522,10 @@ def undo_retention_remove_expired() -> int:
     return EXIT_OK
 
 
-for _job in JOBS:
-    cli.add_command(job_command(_job))
+def mask_secrets(text: str, url: str | None) -> str:
+    from tasks.db.engine import mask_secrets as mask
+
+    return mask(text, url)
 
 
 # What ends a command early: the prefix of its one-line message on stderr, and the exit code.
@@ -472,6 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         return EXIT_ERROR
     except Exception as exc:  # noqa: BLE001 - the command line's last line of defence: a message, never a password
+        from tasks.cli.pipes import stdout_closed_by_reader
+
         if isinstance(exc, BrokenPipeError) and stdout_closed_by_reader():
             return EXIT_ERROR  # the reader closed our output (`| head -1`): nothing more to say
         prefix, code = next(((p, c) for kind, p, c in _ENDINGS if isinstance(exc, kind)), (None, EXIT_ERROR))

@@ -34,6 +34,8 @@ PURGE = JobDefinition(
     sample_columns=("user_group", "record_type", "purge_date"),
     headline=lambda s: f"Purge {counted(s['purged'], 'user')}" + (
         f", waiving {counted(s['fines_waived'], 'fine')} ({money(s['amount_waived'])})" if s["fines_waived"] else ""),
+    # Batches start while the library is read unless a blast-radius guard must count it first.
+    streams_selection=steps.streams_selection,
 )
 
 purge_user_records = job_flow(PURGE)

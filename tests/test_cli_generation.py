@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from flows.cli import cli
-from flows.registry import JOBS
+from flows.registry import ENTRIES, JOBS
 
 CONTRACT_FLAGS = {
     "purge": {"--grace-period-days", "--record-type", "--user-group", "--max-owed", "--as-of", "--batch-size",
@@ -26,16 +26,36 @@ def flags(command: click.Command) -> set[str]:
 
 
 def all_commands(group: click.Group, prefix=()):
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         yield (*prefix, name), command
         if isinstance(command, click.Group):
             yield from all_commands(command, (*prefix, name))
 
 
 def test_every_job_of_the_registry_is_a_command_with_the_contract_flags():
-    assert {job.command for job in JOBS} <= set(cli.commands)
+    ctx = click.Context(cli)
+    assert {job.command for job in JOBS} <= set(cli.list_commands(ctx))
     for command, expected in CONTRACT_FLAGS.items():
-        assert expected <= flags(cli.commands[command]), command
+        assert expected <= flags(cli.get_command(ctx, command)), command
+
+
+def test_the_registry_lists_each_job_by_its_definition():
+    """`--help` shows the registry's static line for a job without importing it: it must be the job's."""
+    assert [(e.command, e.title) for e in ENTRIES] == [(j.command, j.title) for j in JOBS]
+    for entry, job in zip(ENTRIES, JOBS):
+        assert entry.load_parameters() is job.parameters
+
+
+def test_help_imports_neither_prefect_nor_pandas():
+    import subprocess
+    import sys
+
+    probe = ("import sys; from flows.cli import main; main(['--help']); "
+             "print(sorted(m for m in ('prefect', 'pandas', 'sqlalchemy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert "Purge User Records" in out and out.strip().endswith("[]")
 
 
 @pytest.mark.parametrize("path, command", list(all_commands(cli)), ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")

@@ -10,6 +10,13 @@ from collections.abc import Iterable
 from sqlalchemy import Connection, select
 
 from tasks.db.schema import fees, users
+from tasks.db.statements import in_list
+
+# The batch's ids bound once, as one array on PostgreSQL (tasks/db/statements.in_list), like every other
+# batch statement: not thousands of bound values a lock (BENCHMARKS.md, change 13).
+LOCK_USERS = select(users.c.id).where(in_list(users.c.id, "user_ids")).order_by(users.c.id).with_for_update()
+LOCK_ACTIVE_FEES = (select(fees.c.id).where(in_list(fees.c.user_id, "user_ids"), fees.c.status == "ACTIVE")
+                    .order_by(fees.c.id).with_for_update())
 
 
 def _ids(user_ids: Iterable[object]) -> list[int]:
@@ -21,7 +28,7 @@ def lock_users(conn: Connection, user_ids: Iterable[object]) -> None:
     requests and fees for these users (their foreign keys take KEY SHARE locks) wait for the user
     lock; payments, which touch only the fee, wait for the fee lock."""
     ids = _ids(user_ids)
-    conn.execute(select(users.c.id).where(users.c.id.in_(ids)).order_by(users.c.id).with_for_update()).all()
+    conn.execute(LOCK_USERS, {"user_ids": ids}).all()
     _lock_active_fees(conn, ids)
 
 
@@ -36,5 +43,4 @@ def lock_active_fees(conn: Connection, user_ids: Iterable[object]) -> None:
 def _lock_active_fees(conn: Connection, ids: list[int]) -> None:
     # A payment is an UPDATE of the fee alone (no lock on the user row), so without this it could
     # slip in between a batch's WAIVE transactions and its closing of the fee.
-    conn.execute(select(fees.c.id).where(fees.c.user_id.in_(ids), fees.c.status == "ACTIVE")
-                 .order_by(fees.c.id).with_for_update()).all()
+    conn.execute(LOCK_ACTIVE_FEES, {"user_ids": ids}).all()

@@ -20,7 +20,7 @@ from tasks.engine import progress
 from tasks.engine.definition import JobDefinition, JobRun
 from tasks.engine.parameters import JobParameters
 from tasks.reasons import ELIGIBLE
-from tasks.engine.selection import decide_all
+from tasks.engine.selection import StreamedSelection, decide_all
 
 
 @dataclass
@@ -41,9 +41,11 @@ class ApplyOutcome:
     error: str | None = None
     committed: list[int] = field(default_factory=list)   # batch numbers, in the order they committed
 
+    selection_error: str | None = None   # a streamed selection that stopped: no batch after it started
+
     @property
     def complete(self) -> bool:
-        return self.committed_batches == self.batches
+        return self.committed_batches == self.batches and self.selection_error is None
 
     @property
     def not_started(self) -> list[int]:
@@ -54,9 +56,10 @@ class ApplyOutcome:
         def numbers(ns: list[int]) -> str:
             return ", ".join(str(n) for n in sorted(ns)) or "none"
 
+        stopped = f"; the selection stopped: {self.selection_error}" if self.selection_error else ""
         return (f"{self.committed_batches} of {self.batches} batches were committed (their changes stand): "
                 f"{numbers(self.committed)}; failed and rolled back: {numbers(self.failed_batches)}; "
-                f"not started: {numbers(self.not_started)}")
+                f"not started: {numbers(self.not_started)}{stopped}")
 
 
 def add_counts(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
@@ -137,16 +140,21 @@ def batch_concurrency(run: JobRun) -> int:
     return 1 if run.database_url.startswith("sqlite") else 2
 
 
-def apply_in_batches(job: JobDefinition, run: JobRun, decisions: pd.DataFrame, parameters: JobParameters,
-                     batch_size: int) -> ApplyOutcome:
+def apply_in_batches(job: JobDefinition, run: JobRun, decisions: pd.DataFrame | StreamedSelection,
+                     parameters: JobParameters, batch_size: int) -> ApplyOutcome:
     """Run every batch; after a batch fails for good, start no new ones and say what was committed.
-    Progress (tasks.engine.progress): units done of all eligible, after each committed batch."""
+    Progress (tasks.engine.progress): units done of all eligible, after each committed batch.
+    `decisions` is the whole decided selection, or a selection still being read (StreamedSelection):
+    then each batch starts as soon as its units are read, and the number of batches is known at the end."""
     logger = get_run_logger()
-    eligible = decisions[decisions["outcome"] == ELIGIBLE]
-    batches = split_batches(eligible, job.key, batch_size)
-    outcome = ApplyOutcome(batches=len(batches))
-    if not batches:
-        return outcome
+    if isinstance(decisions, StreamedSelection):
+        batches, total, outcome = decisions.batches(batch_size), None, ApplyOutcome(batches=0)
+    else:
+        eligible = decisions[decisions["outcome"] == ELIGIBLE]
+        listed = split_batches(eligible, job.key, batch_size)
+        batches, total, outcome = iter(listed), int(eligible[job.key].nunique()), ApplyOutcome(batches=len(listed))
+        if not listed:
+            return outcome
     progress_id = create_progress_artifact(progress=0.0, key=f"{job.name}-progress",
                                            description=f"{job.name} run {run.run_id}: batches committed")
     window = batch_concurrency(run)
@@ -166,13 +174,24 @@ def apply_in_batches(job: JobDefinition, run: JobRun, decisions: pd.DataFrame, p
             outcome.committed.append(number)
             outcome.counts = add_counts(outcome.counts, result.counts)
             outcome.changed.extend(result.changed)
-            update_progress_artifact(progress_id, 100.0 * outcome.committed_batches / outcome.batches)
+            update_progress_artifact(progress_id, 100.0 * outcome.committed_batches / max(outcome.batches, 1))
             progress.advanced(len(result.keys))
 
-    with progress.phase(progress.APPLYING, total=int(eligible[job.key].nunique()), unit=job.unit.plural):
-        for number, batch in enumerate(batches, start=1):
-            if outcome.failed_batches:
+    with progress.phase(progress.APPLYING, total=total, unit=job.unit.plural):
+        number = 0
+        while not outcome.failed_batches:
+            try:
+                batch = next(batches, None)
+            except Exception as exc:  # noqa: BLE001 - a streamed selection that failed: no new batches
+                outcome.selection_error = mask_secrets(f"{type(exc).__name__}: {exc}", run.database_url)
+                outcome.error = outcome.error or f"selection: {outcome.selection_error}"
+                logger.error("the selection failed while batches ran: %s", outcome.selection_error)
                 break
+            if batch is None:
+                break
+            number += 1
+            if isinstance(decisions, StreamedSelection):
+                outcome.batches = number
             future = apply_batch.submit(job, run, parameters, number, batch)
             in_flight[future] = number
             if len(in_flight) >= window:

@@ -67,6 +67,9 @@ ValidateFn = Callable[[Connection, P], None]
 GuardFn = Callable[[JobRun, Preview, P], None]
 # (parameters) -> parameters with what they point to read (a pairs file); raise InvalidInput
 PrepareFn = Callable[[P], P]
+# (parameters) -> whether the batches may start while the selection is still read: the selection comes
+# ordered by the key, and no guard needs the whole preview with these parameters
+StreamsFn = Callable[[P], bool]
 # (summary) -> the summary in the job's contract shape
 ShapeFn = Callable[[dict[str, Any]], dict[str, Any]]
 # (summary) -> what the run does, in one sentence for people: "Waive 1,056 fines of 810 users, 5,076.16 EUR in total"
@@ -104,3 +107,6 @@ class JobDefinition(Generic[P]):
     # Merge: a pair left out is a pair that failed, so a run with any is "completed with failures";
     # for purge and waive a user left out is the rules at work, not a failure.
     left_out_is_failure: bool = False
+    # Set (and true for the parameters): a real run without approval on PostgreSQL starts its first
+    # batches while the selection is still read (tasks/engine/runner.py, selection.StreamedSelection).
+    streams_selection: StreamsFn | None = None

@@ -22,7 +22,7 @@ from tasks.engine.outcome import Kind, RunOutcome
 from tasks.engine.parameters import check_codes, run_date_and_time
 from tasks.engine.records import finish_job_run, mark_interrupted_runs, start_job_run, tag_flow_run
 from tasks.engine.report import outcome_report, publish_report
-from tasks.engine.selection import select_and_decide
+from tasks.engine.selection import StreamedSelection, select_and_decide
 from tasks.errors import JobRefused
 from tasks.library.init_db import init_db
 from tasks.reasons import ELIGIBLE
@@ -82,11 +82,14 @@ def _run(job: JobDefinition[P], parameters: P) -> JobResult:
     logger.info("%s run %s (%s), as of %s", job.name, run.run_id, "dry run" if run.dry_run else "REAL", as_of)
     preview: Preview | None = None
     try:
-        with progress.phase(progress.SELECTING, total=None, unit=job.unit.plural):
-            decisions = select_and_decide(job, run, parameters)
-        preview = make_preview(job, decisions)
-        logger.info("%s eligible, skipped %s", job.unit.count(preview.eligible_units), preview.skipped)
-        outcome = _decide_and_apply(job, run, parameters, preview)
+        if streams(job, run, parameters):
+            preview, outcome = _select_while_applying(job, run, parameters)
+        else:
+            with progress.phase(progress.SELECTING, total=None, unit=job.unit.plural):
+                decisions = select_and_decide(job, run, parameters)
+            preview = make_preview(job, decisions)
+            logger.info("%s eligible, skipped %s", job.unit.count(preview.eligible_units), preview.skipped)
+            outcome = _decide_and_apply(job, run, parameters, preview)
     except JobRefused as exc:
         outcome = outcomes.stopped(Kind.REFUSED, job, preview, str(exc))
     except Exception as exc:  # noqa: BLE001 - recorded as the run's outcome, never lost
@@ -99,6 +102,29 @@ def _run(job: JobDefinition[P], parameters: P) -> JobResult:
     publish_report(job.name, report, f"{job.title}: {outcome.kind.state_name}"
                                      + ("" if run.dry_run or outcome.kind is Kind.DRY_RUN else " (real run)"))
     return JobResult(run, outcome, summary)
+
+
+def streams(job: JobDefinition[P], run: JobRun, parameters: P) -> bool:
+    """Batches may start before the whole library is read when nothing has to see the whole selection
+    first: a real run, no approval, no guard that would judge it (the job says), and PostgreSQL (SQLite
+    would make the batches' writes wait for the open selection)."""
+    return (not run.dry_run and not parameters.require_approval and job.streams_selection is not None
+            and job.streams_selection(parameters) and not run.database_url.startswith("sqlite"))
+
+
+def _select_while_applying(job: JobDefinition[P], run: JobRun, parameters: P) -> tuple[Preview, RunOutcome]:
+    """The selection and the batches at once (BENCHMARKS.md: the whole-library selection was a fifth
+    of a run before any batch started). The preview, the report and the counts are the same as when
+    the selection is read first: made from every decided row once the last batch has been submitted."""
+    with progress.phase(progress.SELECTING, total=None, unit=job.unit.plural):
+        selection = StreamedSelection(job, run, parameters)   # the statement has run: its snapshot is taken
+    try:
+        applied = apply_in_batches(job, run, selection, parameters, parameters.batch_size)
+    finally:
+        selection.close()
+    preview = make_preview(job, selection.decisions())
+    get_run_logger().info("%s eligible, skipped %s", job.unit.count(preview.eligible_units), preview.skipped)
+    return preview, outcomes.from_batches(job, preview, applied)
 
 
 def _decide_and_apply(job: JobDefinition[P], run: JobRun, parameters: P, preview: Preview) -> RunOutcome:

@@ -90,6 +90,11 @@ def purge(conn: Connection, users: pd.DataFrame, parameters: PurgeParameters, ru
     }
 
 
+def streams_selection(parameters: PurgeParameters) -> bool:
+    """The blast-radius guard counts the whole selection before anything changes, when it is set."""
+    return parameters.max_users is None and parameters.max_share is None
+
+
 def blast_radius_guard(run: JobRun, preview: Preview, parameters: PurgeParameters) -> None:
     """Refuse a run that would purge more users than the limits allow, before anything changes."""
     would_purge = preview.eligible_units
