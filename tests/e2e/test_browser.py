@@ -54,6 +54,9 @@ def library(tmp_path_factory):
     """The README's one-machine setup around a small library: 3 users with small fines, 1 above the
     threshold."""
     if not Path(CHROMIUM).exists():
+        # Like PostgreSQL: in CI a missing browser fails the run instead of passing it by skipping.
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{CHROMIUM} is required in CI but missing (.ci/run installs it)")
         pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium; .ci/run does it)")
     from tasks.db.engine import dispose_engines, get_engine
     from tasks.library.init_db import init_db
