@@ -347,7 +347,6 @@ def test_a_later_revision_rebuilding_users_loses_nothing(blank_url, tmp_path, mo
     shutil.copytree(migrate.MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
     (scripts / "versions" / "9001_pronouns.py").write_text(LATER_REVISION.replace("{head}", head_revision()))
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", scripts)
-    migrate._script.cache_clear()
     migrate.known_revisions.cache_clear()
     try:
         assert init_db(engine) == "9001"
@@ -357,7 +356,6 @@ def test_a_later_revision_rebuilding_users_loses_nothing(blank_url, tmp_path, mo
             if engine.dialect.name == "sqlite":
                 assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # back on afterwards
     finally:
-        migrate._script.cache_clear()
         migrate.known_revisions.cache_clear()
 
 
@@ -394,3 +392,24 @@ def test_a_library_before_issue_14_is_upgraded_in_place(blank_url):
         conn.execute(insert(fees).values(user_id=user_id, fee_id="f-neg", fee_type="OVERDUEFINE",
                                          status="ACTIVE", balance_minor=-1, original_amount_minor=0))
     assert schema_differences(engine) == []
+
+
+def test_the_revisions_read_without_alembic_are_alembics():
+    """The at-head check reads revisions from the files' names (so a command need not import Alembic):
+    they must be what Alembic reads from the files, one line ending at the same head."""
+    script = migrate.alembic_script()
+    assert migrate.known_revisions() == {s.revision for s in script.walk_revisions()}
+    assert script.get_heads() == [head_revision()]
+
+
+def test_a_command_on_a_database_at_head_does_not_import_alembic(tmp_path):
+    """Every command checks the schema first; at head that check is a few reads, not Alembic's import."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/library.db"
+    init_db(get_engine(url))
+    probe = ("import sys; from tasks.db.engine import get_engine; from tasks.library.init_db import init_db; "
+             f"print(init_db(get_engine({url!r}))); print('alembic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [head_revision(), "False"]

@@ -22,10 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, inspect, select, text
 
 from tasks.db.engine import get_engine, is_sqlite, mask_url
@@ -33,6 +31,10 @@ from tasks.db.job_lock import advisory_key
 from tasks.db.schema import metadata
 from tasks.db.sql import sql_for
 from tasks.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 # The revision a pre-migrations database (schema_info version 1) is recorded as.
@@ -76,6 +78,8 @@ COMPARE_OPTIONS = {"compare_type": True, "compare_server_default": _compare_serv
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     # python -m tasks.db.migrate revision names new files 0002_what_changes.py
@@ -84,18 +88,23 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-@functools.cache
-def _script() -> ScriptDirectory:
+def alembic_script() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config())
 
 
-def head_revision() -> str:
-    return _script().get_current_head()
-
-
+# Every command checks the schema first, and a database at head is the common case: that check reads the
+# revisions from their file names (NNNN_what.py, revision "NNNN", one line: `_next_rev_id` names them so)
+# rather than importing Alembic, which costs a third of a second of a command's start-up (BENCHMARKS.md).
+# tests/test_migrations.py holds these to what Alembic itself reads from the files.
 @functools.cache
 def known_revisions() -> frozenset[str]:
-    return frozenset(script.revision for script in _script().walk_revisions())
+    return frozenset(path.name.split("_", 1)[0] for path in (MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py"))
+
+
+def head_revision() -> str:
+    return max(known_revisions())
 
 
 @dataclass(frozen=True)
@@ -111,13 +120,15 @@ class SchemaState:
 
 def schema_state(conn: Connection) -> SchemaState:
     """Where the database stands: a handful of catalogue reads, no writes."""
-    heads = MigrationContext.configure(conn).get_current_heads()
+    inspector = inspect(conn)
+    heads = []
+    if inspector.has_table("alembic_version"):
+        heads = list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
     if len(heads) > 1:
         raise SchemaNewerThanCode(f"the database records several schema revisions ({', '.join(heads)}); "
                                   f"this code has one line of revisions ending at {head_revision()}")
     if heads:
         return SchemaState(heads[0], None, True)
-    inspector = inspect(conn)
     if inspector.has_table(schema_info.name):
         legacy = conn.execute(select(schema_info.c.value).where(schema_info.c.key == "schema_version")).scalar()
         return SchemaState(None, legacy, True)
@@ -182,6 +193,8 @@ def upgrade_to_head(conn: Connection) -> str:
     if state.revision is None and state.legacy_version is not None:
         _adopt(conn)
     if not state.at_head:
+        from alembic import command
+
         command.upgrade(alembic_config(conn), "head")
     return head_revision()
 
@@ -191,6 +204,8 @@ def _adopt(conn: Connection) -> None:
     run; drop it, stamp 0001 in place of schema_info."""
     conn.execute(sql_for(conn, "schema/drop_retired_indexes"))
     schema_info.drop(conn)
+    from alembic import command
+
     command.stamp(alembic_config(conn), ADOPTED_REVISION)
 
 
@@ -210,6 +225,8 @@ def new_revision(message: str, url: str | None = None) -> Path:
         if url is None:
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="lumj-revision-"))
             url = f"sqlite:///{scratch}/scratch.db"
+        from alembic import command
+
         engine = get_engine(url)
         with migration_transaction(engine) as conn:
             upgrade_to_head(conn)
