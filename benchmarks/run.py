@@ -26,6 +26,7 @@ Prefect task runs are counted. Prints the figures and writes them into BENCHMARK
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -131,6 +133,63 @@ def prepare_library(url: str, users: int, reuse: bool, replicate_from: int | Non
     return f"built with make_demo_library in {time.perf_counter() - started:.0f} s"
 
 
+class WalMeter:
+    """What PostgreSQL wrote to its WAL and how many checkpoints it asked for while one side ran. A
+    checkpoint makes the next change of every page write the whole page to the WAL again, so work spread
+    over many transactions (the flow's batches) pays for each checkpoint falling inside it, work done in
+    one statement per table (the baseline) hardly: max_wal_size decides how often that happens."""
+
+    def __init__(self, url: str):
+        self.engine = None if databases.is_sqlite(url) else get_engine(databases.pg_admin_url(url))
+
+    def _now(self) -> tuple[int, int]:
+        with self.engine.connect() as conn:
+            conn.execute(text("CHECKPOINT"))  # each side starts with every page already written out
+            wal = conn.execute(text("SELECT wal_bytes FROM pg_stat_wal")).scalar()
+            return int(wal), int(conn.execute(text("SELECT checkpoints_req FROM pg_stat_bgwriter")).scalar())
+
+    @contextlib.contextmanager
+    def measure(self) -> Iterator[dict]:
+        seen: dict = {}
+        if self.engine is None:
+            yield seen
+            return
+        wal, checkpoints = self._now()
+        yield seen
+        with self.engine.connect() as conn:
+            seen["wal_gib"] = (int(conn.execute(text("SELECT wal_bytes FROM pg_stat_wal")).scalar()) - wal) / 2**30
+            seen["checkpoints"] = int(conn.execute(text("SELECT checkpoints_req FROM pg_stat_bgwriter")).scalar()) \
+                - checkpoints
+
+
+@contextlib.contextmanager
+def server_setting(url: str, name: str, value: str | None) -> Iterator[str | None]:
+    """Run with a PostgreSQL server setting changed (ALTER SYSTEM; reload), put back afterwards; yields the
+    value in force (None on SQLite)."""
+    if databases.is_sqlite(url):
+        yield None
+        return
+    admin = get_engine(databases.pg_admin_url(url)).execution_options(isolation_level="AUTOCOMMIT")
+
+    def show() -> str:
+        with admin.connect() as conn:
+            return conn.execute(text(f"SHOW {name}")).scalar()
+
+    if value is None:
+        yield show()
+        return
+    with admin.connect() as conn:
+        conn.execute(text(f"ALTER SYSTEM SET {name} = '{value}'"))
+        conn.execute(text("SELECT pg_reload_conf()"))
+    try:
+        time.sleep(1)  # the reload reaches the checkpointer asynchronously
+        yield show()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"ALTER SYSTEM RESET {name}"))
+            conn.execute(text("SELECT pg_reload_conf()"))
+
+
 def measure_job(url: str, job: str, server: PrefectServer, batch_size: int | None = None) -> dict:
     """The flow on one clone, the baseline on another; their outcomes must be equal."""
     args, baseline, params = {
@@ -141,12 +200,15 @@ def measure_job(url: str, job: str, server: PrefectServer, batch_size: int | Non
     base_url = databases.clone_database(url, f"{job}_base")
     flow_url = databases.clone_database(url, f"{job}_flow")
     try:
+        meter = WalMeter(url)
         print(f"[{job}] baseline ...", flush=True)
-        base = baselines.run_baseline(base_url, baseline, params)
-        print(f"[{job}] baseline {base.seconds:.1f} s; flow ...", flush=True)
-        flow = scale.run_flow_process(flow_url, [*args, *batch_args(batch_size)], server.env)
+        with meter.measure() as base_wal:
+            base = baselines.run_baseline(base_url, baseline, params)
+        print(f"[{job}] baseline {base.seconds:.1f} s {base_wal}; flow ...", flush=True)
+        with meter.measure() as flow_wal:
+            flow = scale.run_flow_process(flow_url, [*args, *batch_args(batch_size)], server.env)
         print(f"[{job}] flow {flow.seconds:.1f} s (job {flow.flow_seconds:.1f} s), "
-              f"peak RSS {flow.peak_rss_mib:.0f} MiB; comparing ...", flush=True)
+              f"peak RSS {flow.peak_rss_mib:.0f} MiB {flow_wal}; comparing ...", flush=True)
         diff = outcomes.differences(outcomes.snapshot(flow_url, job), outcomes.snapshot(base_url, job))
         if diff:
             raise SystemExit(f"[{job}] the flow's outcome differs from the baseline's:\n" + "\n".join(diff))
@@ -154,7 +216,7 @@ def measure_job(url: str, job: str, server: PrefectServer, batch_size: int | Non
     finally:
         databases.drop_database(base_url)
         databases.drop_database(flow_url)
-    return {"flow": flow, "baseline_s": base.seconds, "task_runs": task_runs}
+    return {"flow": flow, "baseline_s": base.seconds, "task_runs": task_runs, "wal": (flow_wal, base_wal)}
 
 
 def batch_args(batch_size: int | None) -> list[str]:
@@ -195,19 +257,27 @@ def machine() -> str:
     return f"{cores} cores, {memory:.0f} GiB RAM, {platform.system()} {platform.release()}, {database}"
 
 
+def _wal(measured: dict) -> str:
+    flow, base = measured["wal"]
+    if not flow:
+        return "–"
+    return f"{flow['wal_gib']:.1f} / {base['wal_gib']:.1f} GiB, {flow['checkpoints']} / {base['checkpoints']}"
+
+
 def render(users: int, built: str | None, purge: dict | None, waive: dict | None, merge: dict | None,
-           started: dt.datetime, load: str, batch_size: int | None = None, anonymize: dict | None = None) -> str:
+           started: dt.datetime, load: str, batch_size: int | None = None, anonymize: dict | None = None,
+           max_wal_size: str | None = None) -> str:
     rows = []
     if purge:
         p, purged = purge["flow"], purge["flow"].summary["purged"]
         rows.append(("purge", f"{purged:,} users purged ({p.summary['fines_waived']:,} fees waived)", p.seconds,
                      p.flow_seconds, purge["baseline_s"], f"{purged / p.seconds:,.0f} users/s",
-                     f"{purged / purge['baseline_s']:,.0f} users/s", p.peak_rss_mib, purge["task_runs"]))
+                     f"{purged / purge['baseline_s']:,.0f} users/s", p.peak_rss_mib, purge["task_runs"], _wal(purge)))
     if waive:
         w, fees = waive["flow"], waive["flow"].summary["fines_waived"]
         rows.append(("waive", f"{fees:,} fees of {w.summary['users_waived']:,} users", w.seconds, w.flow_seconds,
                      waive["baseline_s"], f"{fees / w.seconds:,.0f} fees/s", f"{fees / waive['baseline_s']:,.0f} fees/s",
-                     w.peak_rss_mib, waive["task_runs"]))
+                     w.peak_rss_mib, waive["task_runs"], _wal(waive)))
     if anonymize:
         a = anonymize["flow"]
         done = a.summary["loans_anonymized"] + a.summary["requests_anonymized"] + a.summary["fees_anonymized"]
@@ -215,24 +285,26 @@ def render(users: int, built: str | None, purge: dict | None, waive: dict | None
                      f"({a.summary['loans_anonymized']:,} loans, {a.summary['requests_anonymized']:,} requests, "
                      f"{a.summary['fees_anonymized']:,} fees)", a.seconds, a.flow_seconds, anonymize["baseline_s"],
                      f"{done / a.seconds:,.0f} rows/s", f"{done / anonymize['baseline_s']:,.0f} rows/s",
-                     a.peak_rss_mib, anonymize["task_runs"]))
+                     a.peak_rss_mib, anonymize["task_runs"], _wal(anonymize)))
     lines = [
         f"### {users:,} users — {started:%Y-%m-%d %H:%M} UTC",
         "",
-        f"Machine: {machine()}; load average at start {load}; batch size {batch_size or 'default'}. "
+        f"Machine: {machine()}" + (f", max_wal_size {max_wal_size}" if max_wal_size else "")
+        + f"; load average at start {load}; batch size {batch_size or 'default'}. "
         + (f"Library {built}." if built else "Library reused from an earlier run of the benchmark (--reuse)."),
         "",
         "| job | work | flow s (command) | flow s (job) | baseline s | flow throughput | baseline throughput "
-        "| flow/baseline | peak RSS MiB | Prefect task runs |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| flow/baseline (command / job) | peak RSS MiB | Prefect task runs | WAL written, checkpoints requested "
+        "(flow / baseline) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for job, work, cmd_s, job_s, base_s, flow_tp, base_tp, rss, runs in rows:
+    for job, work, cmd_s, job_s, base_s, flow_tp, base_tp, rss, runs, wal in rows:
         lines.append(f"| {job} | {work} | {cmd_s:.1f} | {job_s:.1f} | {base_s:.1f} | {flow_tp} | {base_tp} "
-                     f"| {base_s / cmd_s:.2f}× | {rss:.0f} | {runs} |")
+                     f"| {base_s / cmd_s:.2f}× / {base_s / job_s:.2f}× | {rss:.0f} | {runs} | {wal} |")
     if merge:
         m = merge["flow"]
         lines.append(f"| merge | {merge['pairs']:,} pairs | {m.seconds:.1f} | {m.flow_seconds:.1f} | – "
-                     f"| {merge['pairs'] / m.seconds:,.0f} pairs/s | – | – | {m.peak_rss_mib:.0f} | {merge['task_runs']} |")
+                     f"| {merge['pairs'] / m.seconds:,.0f} pairs/s | – | – | {m.peak_rss_mib:.0f} | {merge['task_runs']} | – |")
     lines += ["", "Flow and baseline outcomes compared equal (users, fees, ledger, audit events, rows per table)."]
     return "\n".join(lines)
 
@@ -267,6 +339,9 @@ def main() -> int:
                         help="build M users with make_demo_library and copy them to N (PostgreSQL; much faster)")
     parser.add_argument("--keep", action="store_true", help="leave the library database for a later --reuse")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    parser.add_argument("--max-wal-size", metavar="SIZE",
+                        help="PostgreSQL's max_wal_size during the measurements (e.g. 16GB; ALTER SYSTEM, put "
+                             "back afterwards; default: the server's own)")
     args = parser.parse_args()
     BENCH_URL = args.database_url or f"postgresql+psycopg2://postgres@127.0.0.1:5432/lumj_bench_{args.users}"
     started = dt.datetime.now(dt.timezone.utc)
@@ -276,17 +351,18 @@ def main() -> int:
     print(built or "library reused", flush=True)
     server = PrefectServer()
     try:
-        jobs = set(args.jobs.split(","))
-        purge = measure_job(BENCH_URL, "purge", server, args.batch_size) if "purge" in jobs else None
-        waive = measure_job(BENCH_URL, "waive", server, args.batch_size) if "waive" in jobs else None
-        anonymize = measure_job(BENCH_URL, "anonymize", server, args.batch_size) if "anonymize" in jobs else None
-        merge = (measure_merge(BENCH_URL, args.merge_pairs, server, args.batch_size)
-                 if "merge" in jobs and args.merge_pairs else None)
+        with server_setting(BENCH_URL, "max_wal_size", args.max_wal_size) as max_wal_size:
+            jobs = set(args.jobs.split(","))
+            purge = measure_job(BENCH_URL, "purge", server, args.batch_size) if "purge" in jobs else None
+            waive = measure_job(BENCH_URL, "waive", server, args.batch_size) if "waive" in jobs else None
+            anonymize = measure_job(BENCH_URL, "anonymize", server, args.batch_size) if "anonymize" in jobs else None
+            merge = (measure_merge(BENCH_URL, args.merge_pairs, server, args.batch_size)
+                     if "merge" in jobs and args.merge_pairs else None)
     finally:
         server.stop()
         if not args.keep:
             databases.drop_database(BENCH_URL)
-    block = render(args.users, built, purge, waive, merge, started, load, args.batch_size, anonymize)
+    block = render(args.users, built, purge, waive, merge, started, load, args.batch_size, anonymize, max_wal_size)
     print("\n" + block)
     if not args.no_write:
         write_results(args.users, block)
