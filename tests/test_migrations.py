@@ -71,7 +71,10 @@ def reflected_schema(engine) -> dict:
             "columns": [{k: str(v) for k, v in c.items() if k != "comment"} for c in insp.get_columns(table)],
             "pk": insp.get_pk_constraint(table),
             "fks": sorted(str(sorted(fk.items())) for fk in insp.get_foreign_keys(table)),
-            "indexes": sorted(str(sorted(ix.items())) for ix in insp.get_indexes(table)),
+            # a partial index's WHERE comes back as a clause object: compared by its SQL
+            "indexes": sorted(str(sorted({**ix, "dialect_options": {k: str(v) for k, v in
+                                                                    ix.get("dialect_options", {}).items()}}.items()))
+                              for ix in insp.get_indexes(table)),
             "uniques": sorted(str(sorted(u.items())) for u in insp.get_unique_constraints(table)),
             "checks": sorted(str(sorted(c.items())) for c in insp.get_check_constraints(table)),
         }

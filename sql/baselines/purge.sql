@@ -52,7 +52,7 @@ DELETE FROM user_proxies WHERE user_id IN (SELECT id FROM bench_purge);
 
 UPDATE users
 SET first_name = NULL, middle_name = NULL, last_name = NULL, birth_date = NULL,
-    external_id = NULL, expiry_date = NULL, primary_id = NULL
+    external_id = NULL, expiry_date = NULL, primary_id = NULL, extra = NULL
 WHERE id IN (SELECT id FROM bench_purge);
 
 UPDATE fees SET comment = NULL
@@ -64,5 +64,14 @@ WHERE comment IS NOT NULL
 
 UPDATE user_statistics SET statistic_note = NULL
 WHERE statistic_note IS NOT NULL AND user_id IN (SELECT id FROM bench_purge);
+
+-- What the kept rows carried beyond the typed columns (Alma's fields outside the format) goes too.
+UPDATE loans SET extra = NULL WHERE extra IS NOT NULL AND user_id IN (SELECT id FROM bench_purge);
+UPDATE requests SET extra = NULL WHERE extra IS NOT NULL AND user_id IN (SELECT id FROM bench_purge);
+UPDATE fees SET extra = NULL WHERE extra IS NOT NULL AND user_id IN (SELECT id FROM bench_purge);
+UPDATE user_statistics SET extra = NULL WHERE extra IS NOT NULL AND user_id IN (SELECT id FROM bench_purge);
+UPDATE fee_transactions SET extra = NULL
+WHERE extra IS NOT NULL
+  AND fee_id IN (SELECT f.id FROM fees f JOIN bench_purge p ON p.id = f.user_id);
 
 DROP TABLE bench_purge
