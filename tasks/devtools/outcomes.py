@@ -115,9 +115,15 @@ def merge_problems(url: str, pairs: pd.DataFrame, before: pd.DataFrame, summary:
     with get_engine(url).connect() as conn:
         rows = conn.execute(text("SELECT id FROM users WHERE id IN :ids").bindparams(bindparam("ids", expanding=True)),
                             {"ids": [int(i) for i in pairs["id_from"]]}).all()
+        # Issue 17: the merge is measured with what an exact undo needs written, one record per pair.
+        undoable = conn.execute(text("SELECT from_user_id FROM merge_undo WHERE record IS NOT NULL "
+                                     "AND from_user_id IN :ids").bindparams(bindparam("ids", expanding=True)),
+                                {"ids": [int(i) for i in pairs["id_from"]]}).scalars().all()
     dispose_engines()
     if rows:
         problems.append(f"{len(rows)} From users still exist")
+    if sorted(undoable) != sorted(int(i) for i in pairs["id_from"]):
+        problems.append(f"{len(undoable)} undo records for {len(pairs)} merged pairs")
     return problems
 
 
