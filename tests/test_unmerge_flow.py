@@ -9,6 +9,7 @@ import json
 import pytest
 from sqlalchemy import func, insert, select, update
 
+from flows.anonymize_loans import anonymize_loan_history
 from flows.merge_users import merge_users
 from flows.purge_users import purge_user_records
 from flows.undo_housekeeping import remove_expired_undo_records
@@ -159,6 +160,28 @@ def test_a_to_user_merged_again_or_purged_since_fails_as_to_user_changed(engine,
     # Undoing the later merge first makes the earlier one undoable again.
     assert unmerge(second["run_id"])["unmerged"] == 1
     assert unmerge(first["run_id"], ["a"])["unmerged"] == 1
+
+
+def test_anonymising_a_moved_loan_ends_the_undo_of_that_merge_and_nobody_is_reachable_through_it(engine, prefect_api):
+    """A loan a merge moved, later anonymised, must not be tied to its borrower again by the undo record
+    (issue 16: an anonymised row reaches nobody). That merge can no longer be undone; a merge whose
+    moved rows were not anonymised still can."""
+    add_user(engine, "a", history_loans=1)                                  # returned 2026-11-20
+    add_user(engine, "b")
+    add_user(engine, "c", history_loans=1, now=dt.datetime(2027, 6, 1))     # returned after the run date
+    add_user(engine, "d")
+    with engine.connect() as conn:
+        old_loan = conn.execute(select(loans.c.loan_id).join(users, users.c.id == loans.c.user_id)
+                                .where(users.c.primary_id == "a")).scalar_one()
+    merged = merge([("a", "b"), ("c", "d")])
+    state, summary = run_flow(anonymize_loan_history, as_of=dt.date(2026, 12, 20), loan_days=20, dry_run=False)
+    assert summary["loans_anonymized"] == 1
+    with engine.connect() as conn:
+        records = conn.execute(select(merge_undo.c.from_primary_id, merge_undo.c.record)).all()
+    assert [primary_id for primary_id, _ in records] == ["c"]
+    assert all(old_loan not in (record or "") for _, record in records)
+    done = unmerge(merged["run_id"])
+    assert done["failed"] == {"UNDO_EXPIRED": 1} and done["unmerged"] == 1
 
 
 def test_past_the_retention_period_a_merge_can_no_longer_be_undone(engine, prefect_api, cli):

@@ -18,6 +18,7 @@ from tasks.anonymize.rules import FEE, KIND_NAMES, LOAN, REQUEST, anonymized_cou
 from tasks.db.schema import fees, loans, requests, users
 from tasks.db.sql import sql_for
 from tasks.db.statements import unlink_from_users
+from tasks.db.undo_record import forget_rows
 from tasks.engine.definition import JobRun
 from tasks.engine.records import utcnow
 from tasks.engine.selection import read_chunks, restrict_params
@@ -101,6 +102,9 @@ def apply(conn: Connection, rows: pd.DataFrame, parameters: AnonymizeParameters,
         if changed != len(ids):
             # Every row was re-read under the batch's lock; anything else is a bug, and the batch rolls back.
             raise RuntimeError(f"unlinked {changed} of the batch's {len(ids)} {KIND_NAMES[kind]}")
+    # With the link, in the same transaction: the undo records naming these rows as moved by a merge.
+    forget_rows(conn, sorted({int(u) for u in rows["user_id"]}),
+                {KIND_NAMES[kind]: ids for kind, ids in rows_by_kind(rows).items()})
     counts = anonymized_counts(rows)
     details = {"loans": counts["loans_anonymized"], "requests": counts["requests_anonymized"],
                "fees": counts["fees_anonymized"], "users": counts["users_affected"]}

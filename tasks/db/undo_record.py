@@ -18,10 +18,12 @@ true/false (PostgreSQL) or 1/0 (SQLite); `decode_row` turns them back into the c
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import (Boolean, Connection, Date, DateTime, LargeBinary, String, Table, Text, cast, func, insert,
-                        literal, select, update)
+from sqlalchemy import (Boolean, Connection, Date, DateTime, LargeBinary, String, Table, Text, cast, delete, func,
+                        insert, literal, select, update)
 
 from tasks.db import schema
 from tasks.db.statements import pair_map
@@ -114,6 +116,29 @@ def moved_ids(record: dict[str, Any], kept: dict[str, Any]) -> dict[str, list[in
     """Per kind, the ids of the record's rows that moved to the To user."""
     return {kind: [r["id"] for r in record.get("rows", {}).get(kind, []) if r["id"] not in set(kept.get(kind, []))]
             for kind in RECORD_KINDS}
+
+
+def forget_rows(conn: Connection, user_ids: Sequence[int], rows: Mapping[str, Sequence[int]]) -> int:
+    """Delete the undo records that name any of `rows` ({kind: row ids}) as moved by a merge into one of
+    `user_ids`; returns how many. Anonymise loan history calls it in the batch that unlinks those rows:
+    a record naming an unlinked loan would tell again whose it was, and such a merge can no longer be
+    undone exactly anyway (unmerge then says UNDO_EXPIRED). Records of merges that moved none of them stay."""
+    undo = schema.merge_undo
+    wanted = {kind: set(ids) for kind, ids in rows.items() if ids}
+    if not wanted or not user_ids:
+        return 0
+    doomed = []
+    for chunk_start in range(0, len(user_ids), 5_000):
+        chunk = [int(i) for i in user_ids[chunk_start:chunk_start + 5_000]]
+        found = conn.execute(select(undo.c.id, undo.c.record, undo.c.kept)
+                             .where(undo.c.to_user_id.in_(chunk), undo.c.record.is_not(None))).all()
+        for undo_id, record, kept in found:
+            moved = moved_ids(json.loads(record), json.loads(kept or "{}"))
+            if any(wanted.get(kind, set()) & set(ids) for kind, ids in moved.items()):
+                doomed.append(undo_id)
+    if doomed:
+        conn.execute(delete(undo).where(undo.c.id.in_(doomed)))
+    return len(doomed)
 
 
 def decode_row(table: Table, values: dict[str, Any]) -> dict[str, Any]:
