@@ -1,4 +1,4 @@
-# The two front-door commands (README): `make demo` and `make test`. Both set up everything first.
+# The two front-door commands (README): `make demo` and `make test`. Both set up everything first. `make docs`: the manual.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,7 +12,7 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
 
-.PHONY: setup demo test test-fast test-browser lint
+.PHONY: setup demo test test-fast test-browser lint docs
 setup: $(VENV)/.installed
 
 # A fresh demo library in the embedded default database, then the nightly purge: dry run, real run.
@@ -42,3 +42,7 @@ test-fast: setup lint
 # screenshots in build/browser-shots/.
 test-browser: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_browser.py $(PYTEST_ARGS)
+
+# The manual (docs/, mkdocs.yml) as a site in build/site/; --strict fails on a broken link or heading.
+docs: setup
+	$(VENV)/bin/mkdocs build --strict

@@ -2,7 +2,7 @@
 
     .venv/bin/python deployments/deploy.py          # from the project directory, after every change
 
-It registers the deployments prefect.yaml defines (README, "Running the jobs with Prefect", step 3) to
+It registers the deployments prefect.yaml defines (docs/operations/server.md, step 3) to
 their work pool, with flow runs starting in this checkout, like `prefect deploy --all`, and in addition
 reads the waive reasons, fee types and user groups from the library database (DATABASE_URL or
 DATABASE_URL_SECRET_BLOCK, as the worker has them) and offers them as choices (deployments/build.py).

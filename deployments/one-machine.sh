@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The README's "Running the jobs with Prefect", steps 1-3, on one machine, exactly as written there:
-# the Prefect server, the work pool, the deployments (with the code-table dropdowns), the worker.
+# Steps 1-3 of the manual's "Setting up the server" (docs/operations/server.md) on one machine, as
+# written there (tests/test_docs.py holds the two together): the Prefect server, the work pool, the
+# deployments (with the code-table dropdowns), the worker.
 #
 #   DATABASE_URL=... [PREFECT_API_AUTH_STRING=librarian:PASSWORD] deployments/one-machine.sh
 #

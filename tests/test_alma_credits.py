@@ -1,5 +1,5 @@
 """CREDIT fees (negative amounts, as Alma sends them): how they load, and what they mean for purge
-(`--max-owed`) and waive (the threshold). README, "Credits"."""
+(`--max-owed`) and waive (the threshold). docs/alma-format.md, "Credits"."""
 from __future__ import annotations
 
 import io

@@ -153,7 +153,7 @@ def test_missing_optional_fields_get_defaults_and_empty_lists(engine):
     assert user["primary_id"] == "min001"
     assert user["first_name"] is None and user["expiry_date"] is None and user["user_group"] is None
     # A record that does not say its account type is stored as not known (NULL) and exported null;
-    # merge treats it as EXTERNAL (README, "The Alma format").
+    # merge treats it as EXTERNAL (docs/alma-format.md).
     assert user["account_type"] is None and user["protected"] is False
     assert user["contact_info"] == {"address": [], "email": [], "phone": []}
     assert user["user_identifier"] == [] and user["fee"] == [] and user["item_loan"] == []

@@ -262,7 +262,7 @@ STATISTICAL = {"user_group": "GRAD", "record_type": "PUBLIC", "account_type": "E
 
 
 def assert_reduced_to(state: dict, level: str) -> None:
-    """The remains of add_full_user's user under each delete-user policy level (README.md, "Delete-user policy")."""
+    """The remains of add_full_user's user under each delete-user policy level (docs/delete-user-policy.md)."""
     assert state["segments"] == NO_SEGMENTS and state["proxies_for_user"] == 0
     if level == "fully-remove":
         assert state["row"] is None and state["statistics"] == [] and state["fees"] == []

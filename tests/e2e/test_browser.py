@@ -1,12 +1,13 @@
 """The Prefect UI in a real browser, as a librarian uses it: Debian's chromium driven by playwright
-(executable_path=/usr/bin/chromium; no `playwright install`), against the library the README's
+(executable_path=/usr/bin/chromium; no `playwright install`), against the library the manual's
 one-machine script starts (deployments/one-machine.sh: a real `prefect server` with authentication,
 the work pool, `deployments/deploy.py`, a worker). It opens the waive deployment's run form and checks
 the fields, their order and the code dropdowns; starts a dry run and reads its report; starts a real
 run, approves it through the Resume form and sees the named final state and the report.
 
-Screenshots (1280x800) go to build/browser-shots/ (BROWSER_SHOTS): kept after a failure, and a few
-named for the documentation."""
+Screenshots (1280x800) go to build/browser-shots/ (BROWSER_SHOTS) and are kept after a failure. Four of
+them are also the manual's pictures of the UI (docs/images/, embedded by docs/operations/ui.md), rewritten
+under the same names on every run so the manual shows the UI as it is now."""
 from __future__ import annotations
 
 import base64
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.slow
 PROJECT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("BROWSER_SHOTS", PROJECT / "build" / "browser-shots"))
+DOC_IMAGES = PROJECT / "docs" / "images"
 CREDENTIAL = "librarian:browser-test-secret"
 WAIVE = "bulk-fine-waiving/ad-hoc"
 # The waive form as a librarian reads it: what to select, the limits, the reason, the technical ones last.
@@ -51,7 +53,7 @@ def api(base: str, path: str, body: dict | None = None, *, auth: str | None = CR
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
-    """The README's one-machine setup around a small library: 3 users with small fines, 1 above the
+    """The manual's one-machine setup around a small library: 3 users with small fines, 1 above the
     threshold."""
     if not Path(CHROMIUM).exists():
         # Like PostgreSQL: in CI a missing browser fails the run instead of passing it by skipping.
@@ -112,8 +114,13 @@ def page(library, request):
             browser.close()
 
 
-def snap(pg, name: str) -> None:
-    pg.screenshot(path=str(SHOTS / f"{name}.png"))
+def snap(pg, name: str, *, docs: bool = False) -> None:
+    """A screenshot of the window; with `docs`, also the manual's picture docs/images/NAME.png."""
+    png = pg.screenshot(path=str(SHOTS / f"{name}.png"))
+    if docs:  # replaced whole, so a build of the manual running meanwhile never copies half a picture
+        partial = DOC_IMAGES / f".{name}.png.partial"
+        partial.write_bytes(png)
+        partial.replace(DOC_IMAGES / f"{name}.png")
 
 
 def log_in(pg, url: str) -> None:
@@ -151,11 +158,16 @@ def final_state_of(library, run_id: str, *, paused_is_final: bool = False, timeo
         raise
 
 
-def report_of(library, run_id: str) -> str:
+def report_artifact(library, run_id: str) -> dict | None:
     artifacts = api(library.api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]},
                                                                      "key": {"any_": ["bulk-fine-waiving-report"]}},
                                                   "sort": "CREATED_DESC"})  # the final report, not the preview
-    return artifacts[0]["data"] if artifacts else ""
+    return artifacts[0] if artifacts else None
+
+
+def report_of(library, run_id: str) -> str:
+    artifact = report_artifact(library, run_id)
+    return artifact["data"] if artifact else ""
 
 
 def page_ready(pg) -> None:
@@ -166,18 +178,29 @@ def page_ready(pg) -> None:
     time.sleep(1)
 
 
-def submit_form(pg, library, *, threshold: str, reason: str, dry_run: bool) -> str:
-    """Fill the waive deployment's Custom run form and submit it; the new flow run's id."""
+def submit_form(pg, library, *, threshold: str, reason: str, dry_run: bool, comment: str = "",
+                picture: str | None = None) -> str:
+    """Fill the waive deployment's Custom run form and submit it; the new flow run's id. With `picture`,
+    the filled-in form is the manual's picture of that name."""
     page_ready(pg)
     pg.get_by_label("Fine threshold").fill(threshold)
     pg.get_by_role("button", name="Select Waive reason").click()
     pg.get_by_role("option", name=reason, exact=True).click()
+    if comment:
+        pg.get_by_label("Comment", exact=True).fill(comment)
     if not dry_run:
         pg.get_by_role("switch", name="Dry run").click()
+    if picture:  # from the limits down: what a librarian fills in, and the switches
+        pg.get_by_text("Leave out users with overdue loans", exact=True).evaluate(
+            "e => e.scrollIntoView({block: 'start'})")
+        time.sleep(0.5)
+        snap(pg, picture, docs=True)
     before = {r["id"] for r in runs_of(library)}
     pg.get_by_role("button", name="Submit").click()
     try:
-        pg.wait_for_url("**tab=Runs**")
+        # The UI routes within one page: the new URL says the form was taken (its load event is long past,
+        # and waiting for another one timed out now and then on a busy machine).
+        pg.wait_for_url("**tab=Runs**", wait_until="commit")
     finally:
         snap(pg, "submitted")
     new = wait_for(lambda: [r for r in runs_of(library) if r["id"] not in before], 30, "the new flow run")
@@ -238,7 +261,8 @@ def test_the_waive_form_offers_the_fields_in_order_and_the_codes_as_dropdowns(li
 
 def test_a_dry_run_from_the_form_reports_what_a_real_run_would_do(library, page):
     log_in(page, f"{library.ui}/v2/deployments/deployment/{library.deployment['id']}/run")
-    run_id = submit_form(page, library, threshold="10", reason="AMNESTY", dry_run=True)
+    run_id = submit_form(page, library, threshold="10", reason="AMNESTY", dry_run=True,
+                         comment="Winter amnesty 2026", picture="waive-run-form")
     run = final_state_of(library, run_id)
     assert (run["state"]["type"], run["state"]["name"]) == ("COMPLETED", "Dry run"), run["state"]
     assert run["name"].startswith("waive-") and run["name"].endswith("-dry-run")
@@ -276,6 +300,7 @@ def test_a_real_run_is_approved_through_the_resume_form_and_ends_completed(libra
     decision.click()
     page.get_by_role("option", name="Approve", exact=True).click()
     dialog.get_by_label("Your name").fill("Kari Nordmann")
+    snap(page, "waive-approval", docs=True)  # before the note: typing it scrolls the sentence out of sight
     dialog.get_by_label("Note").fill("Goodwill week")
     snap(page, "approval-form-filled")
     dialog.get_by_role("button", name="Resume").click()
@@ -291,4 +316,15 @@ def test_a_real_run_is_approved_through_the_resume_form_and_ends_completed(libra
     page.wait_for_load_state("networkidle")
     time.sleep(2)  # the timeline draws after the data has come
     snap(page, "completed")
+
+    # The report as the librarian reads it: the artifact's own page.
+    page.goto(f"{library.ui}/v2/artifacts/artifact/{report_artifact(library, run_id)['id']}")
+    page.get_by_text("Approval:").first.wait_for()
+    page.wait_for_load_state("networkidle")
+    snap(page, "waive-report", docs=True)
+    # The runs of the deployment (the earlier tests' too), each under its named final state.
+    page.goto(f"{library.ui}/v2/deployments/deployment/{library.deployment['id']}?tab=Runs")
+    page.get_by_text("Completed", exact=True).first.wait_for()
+    page.wait_for_load_state("networkidle")
+    snap(page, "waive-runs", docs=True)
     assert_no_engine_traceback(library)

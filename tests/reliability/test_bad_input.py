@@ -102,7 +102,7 @@ def test_merging_a_user_into_itself_or_a_missing_user_is_refused(engine, library
 @pytest.mark.parametrize("pair, reason", [(("due", "due"), "SAME_USER"), (("due", "ghost"), "USER_NOT_FOUND"),
                                           (("phantom", "other"), "USER_NOT_FOUND")])
 def test_in_a_pairs_file_such_a_pair_fails_by_name_and_changes_no_user(engine, library, cli, tmp_path, pair, reason):
-    """In a pairs file it is not exit 2 (see the README, Merge Users): a pair naming a missing user is what
+    """In a pairs file it is not exit 2 (see docs/jobs/merge.md): a pair naming a missing user is what
     rerunning a pairs file after a crash looks like, so it is reported as failed and the run goes on."""
     pairs = tmp_path / "pairs.csv"
     pairs.write_text(f"from_user,to_user\n{pair[0]},{pair[1]}\n", encoding="utf-8")
