@@ -436,3 +436,41 @@ def test_loaded_file_can_be_exported_and_loaded_again(engine, tmp_path, db_url):
     load_files(engine, [str(exported_file)])
 
     assert export_all(engine) == first
+
+
+# ------------------------------------------------------------------ exactness of the fast JSON path
+
+
+def test_numbers_stay_exact_whichever_json_reader_reads_the_line(engine, tmp_path):
+    # The fast reader (orjson) rounds numbers of more than 15 digits through a float: such lines are
+    # read exactly instead, so an amount with a fraction of a cent far out is still refused...
+    path = tmp_path / "far-out.jsonl"
+    path.write_text('{"primary_id": "p1", "fee": [{"id": "F1", "type": {"value": "OTHER"}, "status": '
+                    '{"value": "ACTIVE"}, "balance": 4.0000000000000001, "original_amount": 4}]}\n', encoding="utf-8")
+    with pytest.raises(InvalidInput, match=r"fee\[0\]\.balance: has more than 2 decimal places"):
+        load_files(engine, [str(path)])
+
+    # ... and numbers outside the spec come back as they were: whole numbers as integers, however
+    # large, others as the nearest double.
+    path = tmp_path / "numbers.jsonl"
+    path.write_text('{"primary_id": "p2", "score": 1.0, "big": 123456789012345678901234, "ratio": 0.25, '
+                    '"huge": 1e300, "tiny": 1.5e-7}\n', encoding="utf-8")
+    load_files(engine, [str(path)])
+    (user,) = export_all(engine)
+    assert (user["score"], user["big"], user["ratio"], user["tiny"]) == (1, 123456789012345678901234, 0.25, 1.5e-7)
+    assert user["huge"] == 10**300 and isinstance(user["score"], int)
+
+
+def test_text_with_tabs_newlines_and_backslashes_round_trips(engine, tmp_path):
+    # PostgreSQL takes the rows with COPY, whose text form escapes these characters.
+    odd = "tab\there, new\nline, back\\slash, \\N, \r\n"
+    user = _valid_user("u1")
+    user["first_name"] = odd
+    user["item_loan"][0]["title"] = odd
+    user["hobby"] = odd
+    path = write(tmp_path, [user])
+
+    load_files(engine, [str(path)])
+
+    (exported,) = export_all(engine)
+    assert exported["first_name"] == odd and exported["item_loan"][0]["title"] == odd and exported["hobby"] == odd
