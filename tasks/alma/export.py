@@ -10,11 +10,12 @@ import json
 from collections import defaultdict
 from typing import Any, Iterator, NamedTuple, TextIO
 
-from sqlalchemy import Connection, Engine, Table, select, type_coerce
+from sqlalchemy import Connection, Engine, Table, bindparam, select, type_coerce
 from sqlalchemy.types import NullType
 
 from tasks.alma import jsonio
 from tasks.alma import xml as alma_xml
+from tasks.alma.nogc import cyclic_gc_paused
 from tasks.alma.format import CONTACT_INFO, SEGMENTS, USER_FIELDS, ExportPlan, Segment, code_tables_used
 from tasks.alma.format import export_plan, to_json
 from tasks.library.codes import descriptions
@@ -27,12 +28,31 @@ FORMATS = ("json", "xml")
 
 
 class _Reading(NamedTuple):
-    """How one table is read: the columns selected (as the driver gives them) and its export plan."""
+    """How one table is read: its rows (the columns as the driver gives them) by owner, and its
+    export plan."""
 
-    columns: tuple
+    by_owners: Any   # the rows whose owner is IN :owners, in owner and load order
+    by_range: Any    # the rows whose owner is BETWEEN :low AND :high, in owner and load order
     plan: ExportPlan
     id: int          # the position of `id`
     owner: int       # the position of the owner's id (user_id, fee_id)
+
+
+def _rows_of(conn: Connection, reading: _Reading, owner_ids: list[int]) -> list:
+    """The rows of `owner_ids`, one query per table per chunk: the range of ids when the chunk is dense
+    (`export --all` reads users in id order), else the list of ids (compiled once, not per chunk)."""
+    rows: list = []
+    for chunk in _chunks(owner_ids):
+        low, high = min(chunk), max(chunk)
+        if high - low < 2 * len(chunk):
+            found = conn.execute(reading.by_range, {"low": low, "high": high}).all()
+            if high - low + 1 > len(chunk):  # owners in the range that were not asked for
+                wanted, at = set(chunk), reading.owner
+                found = [r for r in found if r[at] in wanted]
+            rows += found
+        else:
+            rows += conn.execute(reading.by_owners, {"owners": chunk}).all()
+    return rows
 
 
 _READINGS: dict[str, _Reading] = {}
@@ -45,9 +65,12 @@ def _reading(table: Table, fields: tuple, owner_column: str) -> _Reading:
     reading = _READINGS.get(table.name)
     if reading is None:
         names = [c.name for c in table.c]
-        columns = tuple(type_coerce(c, NullType()).label(c.name) for c in table.c)
+        owner = table.c[owner_column]
+        query = select(*(type_coerce(c, NullType()).label(c.name) for c in table.c)).order_by(owner, table.c.id)
         reading = _READINGS[table.name] = _Reading(
-            columns, export_plan(fields, names), names.index("id"), names.index(owner_column))
+            query.where(owner.in_(bindparam("owners", expanding=True))),
+            query.where(owner.between(bindparam("low"), bindparam("high"))),
+            export_plan(fields, names), names.index("id"), names.index(owner_column))
     return reading
 
 
@@ -58,7 +81,7 @@ def export_users(engine: Engine, primary_ids: list[str] | None, out: TextIO, fmt
     if fmt not in FORMATS:
         from tasks.errors import InvalidInput
         raise InvalidInput(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
-    with read_connection(engine) as conn:
+    with read_connection(engine) as conn, cyclic_gc_paused():
         descs = {table: descriptions(conn, table) for table in code_tables_used()}
         if primary_ids is not None and len(primary_ids) == 1:
             ids = _resolve(conn, primary_ids)
@@ -117,7 +140,7 @@ def _all_user_ids(conn: Connection) -> Iterator[list[int]]:
 def _documents(conn: Connection, ids: list[int], descs: dict[str, dict[str, str]]) -> list[dict]:
     """The Alma user objects for `ids`, in that order."""
     reading = _reading(users, USER_FIELDS, "id")
-    rows = {r[reading.id]: r for r in conn.execute(select(*reading.columns).where(users.c.id.in_(ids)))}
+    rows = {r[reading.id]: r for r in _rows_of(conn, reading, ids)}
     items = {segment.name: _items(conn, segment, ids, descs) for segment in SEGMENTS}
     contact_segments = [(s.name, items[s.name]) for s in SEGMENTS if s.under == CONTACT_INFO]
     top_segments = [(s.name, items[s.name]) for s in SEGMENTS if s.under is None]
@@ -140,13 +163,9 @@ def _items(conn: Connection, segment: Segment, owner_ids: list[int],
            descs: dict[str, dict[str, str]]) -> dict[int, list[dict]]:
     """The JSON items of `segment` grouped by owner id, in the order they were loaded: one query per
     table per chunk of owners."""
-    table = segment.table
-    owner = table.c[segment.parent_column]
-    reading = _reading(table, segment.fields, segment.parent_column)
-    rows: list[Any] = []
-    for chunk in _chunks(owner_ids):
-        rows += conn.execute(select(*reading.columns).where(owner.in_(chunk)).order_by(owner, table.c.id)).all()
+    reading = _reading(segment.table, segment.fields, segment.parent_column)
     id_at, owner_at, plan = reading.id, reading.owner, reading.plan
+    rows = _rows_of(conn, reading, owner_ids)
     nested = [(child.name, _items(conn, child, [r[id_at] for r in rows], descs)) for child in segment.children]
     grouped: dict[int, list[dict]] = defaultdict(list)
     for row in rows:

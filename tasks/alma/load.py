@@ -11,7 +11,6 @@ items to that user, already in the library; without it the file is refused with 
 """
 from __future__ import annotations
 
-import gc
 import io
 import json
 import queue
@@ -23,10 +22,11 @@ from pathlib import Path
 from operator import itemgetter
 from typing import Any, Callable, Iterator
 
-from sqlalchemy import BigInteger, Boolean, Connection, Engine, Integer, LargeBinary, Table, func, select, text
+from sqlalchemy import BigInteger, Boolean, Connection, Engine, Integer, LargeBinary, Table, bindparam, func, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from tasks.alma import jsonio
+from tasks.alma.nogc import cyclic_gc_paused
 from tasks.alma import xml as alma_xml
 from tasks.alma.format import CONTACT_INFO, CREDIT, SEGMENTS, USER_PLAN, Segment, plan_for, to_row
 from tasks.alma.format import code_tables_used
@@ -67,15 +67,8 @@ def load_files(engine: Engine, paths: list[str], attach_to: str | None = None) -
 
 
 def load_file(engine: Engine, path: str, attach_to: str | None = None) -> dict:
-    # The cyclic garbage collector would walk every record of a chunk again and again while they are
-    # built (none of them holds a cycle): off for the load, as it was (a third of the parse time).
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with cyclic_gc_paused():
         return _load_file(engine, path, attach_to)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _load_file(engine: Engine, path: str, attach_to: str | None) -> dict:
@@ -616,16 +609,24 @@ def _describe(names: tuple[str, ...], key: tuple) -> str:
     return " ".join(f"{n} {v!r}" for n, v in zip(names, key))
 
 
+_EXISTING: dict[tuple, Any] = {}
+
+
 def _existing(conn: Connection, table: Table, columns: list[str], keys: list[tuple]) -> list[tuple]:
-    cols = [table.c[c] for c in columns]
+    query = _EXISTING.get((table.name, *columns))
+    if query is None:
+        # Each column IN its own values rather than (a, b) IN ((..), ..): PostgreSQL plans a row-value
+        # list as an OR chain, seconds per chunk; this stays an index scan. Exact keys are matched here.
+        # Expanding parameters: compiled once, not for each chunk's 2,000 values.
+        cols = [table.c[c] for c in columns]
+        query = _EXISTING[(table.name, *columns)] = select(*cols).where(
+            *(col.in_(bindparam(f"v{n}", expanding=True)) for n, col in enumerate(cols)))
     found: list[tuple] = []
     for start in range(0, len(keys), LOOKUP_CHUNK):
         chunk = keys[start:start + LOOKUP_CHUNK]
-        # Each column IN its own values rather than (a, b) IN ((..), ..): PostgreSQL plans a row-value
-        # list as an OR chain, seconds per chunk; this stays an index scan. Exact keys are matched here.
-        query = select(*cols).where(*(col.in_(list({k[n] for k in chunk})) for n, col in enumerate(cols)))
+        values = {f"v{n}": list({k[n] for k in chunk}) for n in range(len(columns))}
         wanted = set(chunk)
-        found += [key for key in map(tuple, conn.execute(query)) if key in wanted]
+        found += [key for key in map(tuple, conn.execute(query, values)) if key in wanted]
     return found
 
 
