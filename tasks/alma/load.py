@@ -438,6 +438,9 @@ class _Loader:
             path = prefix + path
             within_user: dict[tuple, int] = {}
             append_row, append_owner = rows.rows.append, rows.owners.append
+            if unique:
+                seen_in_file = self.keys.setdefault(segment.name, {})
+                new_in_chunk = new_keys.setdefault(segment.name, {})
             for i, item in enumerate(items):
                 where = f"{path}[{i}]"
                 if item.__class__ is not dict:
@@ -445,14 +448,14 @@ class _Loader:
                     continue
                 row = to_row(item, plan, codes, found, where + ".")
                 if unique:
-                    key = tuple(row.get(c) or "" for c in unique)
-                    seen_in_file = self.keys.setdefault(segment.name, {})
+                    # Where a key was met is kept as its parts and worded only for a message.
+                    key = (row.get(unique[0]) or "",) if len(unique) == 1 else tuple(row.get(c) or "" for c in unique)
                     if key in seen_in_file:
+                        first_name, first_where = seen_in_file[key]
                         found.append((f"{where}.{segment.unique[-1]}", f"{_describe(segment.unique, key)} appears "
-                                      f"twice in the file (also {seen_in_file[key]})"))
+                                      f"twice in the file (also {first_name} {first_where}.{segment.unique[-1]})"))
                     else:
-                        seen_in_file[key] = f"{name} {where}.{segment.unique[-1]}"
-                        new_keys.setdefault(segment.name, {})[key] = (name, f"{where}.{segment.unique[-1]}")
+                        seen_in_file[key] = new_in_chunk[key] = (name, where)
                 if per_user:
                     key = tuple(row.get(c) or "" for c in per_user)
                     if key in within_user:
@@ -496,6 +499,8 @@ class _Loader:
             wanted = new_keys.get(segment_name) or {}
             for key in _existing(conn, table, columns, list(wanted)):
                 record, where = wanted[key]
+                if segment_name != "user":
+                    where = f"{where}.{names[-1]}"
                 self.problems.add(record, where, f"{_describe(names, key)} is already in the library database",
                                   number, _Problems.DATABASE)
 
