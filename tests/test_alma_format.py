@@ -474,3 +474,21 @@ def test_text_with_tabs_newlines_and_backslashes_round_trips(engine, tmp_path):
 
     (exported,) = export_all(engine)
     assert exported["first_name"] == odd and exported["item_loan"][0]["title"] == odd and exported["hobby"] == odd
+
+
+def test_problems_of_several_chunks_are_listed_in_the_files_order(engine, tmp_path):
+    # Load checks and writes 5,000 records at a time; on PostgreSQL the database work of one chunk runs
+    # while the next is checked. The message still lists the problems in the file's order.
+    load_files(engine, [str(write(tmp_path, [{"primary_id": "m00010"}], "first.json"))])
+    records = _many_users(6000)
+    records[5500]["birth_date"] = "yesterday"
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+    with pytest.raises(InvalidInput) as refused:
+        load_files(engine, [str(path)])
+
+    message = str(refused.value)
+    already = message.index("line 11 (primary_id 'm00010'): primary_id: 'm00010' is already in the library database")
+    assert already < message.index("line 5501 (primary_id 'm05500'): birth_date: must be a date")
+    assert message.endswith("nothing was loaded") and count_users(engine) == 1

@@ -272,14 +272,16 @@ class _Problems:
         self.found: list[list] = [[], []]   # per source: (chunk, sequence, line), the first few of each
         self.counts = [0, 0]
         self.first_chunk = None              # the first chunk with a problem: nothing after it is written
+        self.lock = threading.Lock()         # the loading thread and the writer add problems
 
     def add(self, where_record: str, where: str, message: str, chunk: int = 0, source: int = CHECK) -> None:
-        if self.first_chunk is None or chunk < self.first_chunk:
-            self.first_chunk = chunk
-        if len(self.found[source]) < MAX_REPORTED_PROBLEMS:
-            self.found[source].append((chunk, source, len(self.found[source]),
-                                       f"{self.path}: {where_record}: {where}: {message}"))
-        self.counts[source] += 1
+        with self.lock:
+            if self.first_chunk is None or chunk < self.first_chunk:
+                self.first_chunk = chunk
+            if len(self.found[source]) < MAX_REPORTED_PROBLEMS:
+                self.found[source].append((chunk, source, len(self.found[source]),
+                                           f"{self.path}: {where_record}: {where}: {message}"))
+            self.counts[source] += 1
 
     def __bool__(self) -> bool:
         return self.first_chunk is not None
