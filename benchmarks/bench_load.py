@@ -26,6 +26,7 @@ from tasks.alma.export import export_users  # noqa: E402
 from tasks.alma.load import load_files  # noqa: E402
 from tasks.db.engine import dispose_engines, get_engine, mask_url  # noqa: E402
 from tasks.db.schema import metadata  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 from tasks.library.init_db import init_db  # noqa: E402
 
 
@@ -53,6 +54,8 @@ def bench(label: str, url: str, path: Path) -> None:
     engine = get_engine(url)
     if url.startswith("postgresql"):
         metadata.drop_all(engine)
+        with engine.begin() as conn:  # else init_db would take the emptied database as already at head
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     init_db(engine)
     print(f"{label} ({mask_url(url)}):")
     counts = _timed("load", lambda: load_files(engine, [str(path)]))

@@ -436,3 +436,59 @@ def test_loaded_file_can_be_exported_and_loaded_again(engine, tmp_path, db_url):
     load_files(engine, [str(exported_file)])
 
     assert export_all(engine) == first
+
+
+# ------------------------------------------------------------------ exactness of the fast JSON path
+
+
+def test_numbers_stay_exact_whichever_json_reader_reads_the_line(engine, tmp_path):
+    # The fast reader (orjson) rounds numbers of more than 15 digits through a float: such lines are
+    # read exactly instead, so an amount with a fraction of a cent far out is still refused...
+    path = tmp_path / "far-out.jsonl"
+    path.write_text('{"primary_id": "p1", "fee": [{"id": "F1", "type": {"value": "OTHER"}, "status": '
+                    '{"value": "ACTIVE"}, "balance": 4.0000000000000001, "original_amount": 4}]}\n', encoding="utf-8")
+    with pytest.raises(InvalidInput, match=r"fee\[0\]\.balance: has more than 2 decimal places"):
+        load_files(engine, [str(path)])
+
+    # ... and numbers outside the spec come back as they were: whole numbers as integers, however
+    # large, others as the nearest double.
+    path = tmp_path / "numbers.jsonl"
+    path.write_text('{"primary_id": "p2", "score": 1.0, "big": 123456789012345678901234, "ratio": 0.25, '
+                    '"huge": 1e300, "tiny": 1.5e-7}\n', encoding="utf-8")
+    load_files(engine, [str(path)])
+    (user,) = export_all(engine)
+    assert (user["score"], user["big"], user["ratio"], user["tiny"]) == (1, 123456789012345678901234, 0.25, 1.5e-7)
+    assert user["huge"] == 10**300 and isinstance(user["score"], int)
+
+
+def test_text_with_tabs_newlines_and_backslashes_round_trips(engine, tmp_path):
+    # PostgreSQL takes the rows with COPY, whose text form escapes these characters.
+    odd = "tab\there, new\nline, back\\slash, \\N, \r\n"
+    user = _valid_user("u1")
+    user["first_name"] = odd
+    user["item_loan"][0]["title"] = odd
+    user["hobby"] = odd
+    path = write(tmp_path, [user])
+
+    load_files(engine, [str(path)])
+
+    (exported,) = export_all(engine)
+    assert exported["first_name"] == odd and exported["item_loan"][0]["title"] == odd and exported["hobby"] == odd
+
+
+def test_problems_of_several_chunks_are_listed_in_the_files_order(engine, tmp_path):
+    # Load checks and writes 5,000 records at a time; on PostgreSQL the database work of one chunk runs
+    # while the next is checked. The message still lists the problems in the file's order.
+    load_files(engine, [str(write(tmp_path, [{"primary_id": "m00010"}], "first.json"))])
+    records = _many_users(6000)
+    records[5500]["birth_date"] = "yesterday"
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+    with pytest.raises(InvalidInput) as refused:
+        load_files(engine, [str(path)])
+
+    message = str(refused.value)
+    already = message.index("line 11 (primary_id 'm00010'): primary_id: 'm00010' is already in the library database")
+    assert already < message.index("line 5501 (primary_id 'm05500'): birth_date: must be a date")
+    assert message.endswith("nothing was loaded") and count_users(engine) == 1

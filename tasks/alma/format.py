@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import json
 import re
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -26,7 +25,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Callable, NamedTuple, Optional
 
 from sqlalchemy import Column, Table
+from sqlalchemy.dialects import sqlite
 
+from tasks.alma import jsonio
 from tasks.library.codes import CODE_TABLES
 from tasks.library.money import CENT, format_amount, to_minor
 from tasks.db.schema import (
@@ -319,20 +320,36 @@ def _bool(value: Any, found: dict) -> bool:
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}Z?")
 
 
-def _date(value: Any, found: dict) -> dt.date:
+# Dates and times go to the database as the text SQLAlchemy stores on SQLite ("2026-01-31",
+# "2026-01-31 12:00:00.000000"), which PostgreSQL reads as its date and timestamp too: made from the
+# checked text, without a datetime object and a call of the bind processor per value (1.2 million
+# values at 100,000 users).
+
+
+def stored_time(value: dt.datetime) -> str:
+    return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+            f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}")
+
+
+def _date(value: Any, found: dict) -> str:
     if not isinstance(value, str) or not _DATE.fullmatch(value):
         raise Bad(f"must be a date YYYY-MM-DD (optionally with a trailing Z), got {value!r}")
     try:
-        return dt.date.fromisoformat(value[:10])
+        dt.date.fromisoformat(value[:10])
     except ValueError:
         raise Bad(f"is not a real date: {value!r}") from None
+    return value[:10]
 
 
 _EPOCH = dt.datetime(1970, 1, 1)
 _TIME_HINT = "must be an ISO 8601 time such as 2026-01-31T12:00:00Z (or epoch milliseconds), got {!r}"
 
 
-def _time(value: Any, found: dict) -> dt.datetime:
+def _time(value: Any, found: dict) -> str:
+    return stored_time(_datetime(value))
+
+
+def _datetime(value: Any) -> dt.datetime:
     if isinstance(value, str) and value.isdigit() and len(value) >= 10:
         value = int(value)  # epoch milliseconds written as XML text
     if isinstance(value, int) and not isinstance(value, bool):
@@ -449,12 +466,35 @@ def _codes(max_length: int | None, table: str):
     return check
 
 
+def _known_codes(items: list, known: dict | None, max_length: int | None) -> str | None:
+    """The fast path of a CODES field (_compile): a list of plain {"value", "desc"} objects whose codes
+    the table already has, as the column stores it; None when anything needs the full check."""
+    if known is None or not items:
+        return None
+    codes = []
+    for item in items:
+        if item.__class__ is not dict or len(item) > 2 or (len(item) == 2 and "desc" not in item):
+            return None
+        code, desc = item.get("value"), item.get("desc")
+        if (code.__class__ is not str or not code or len(code) > CODE_MAX_LENGTH or not code.isascii()
+                or "\x00" in code or "," in code or code not in known):
+            return None
+        if desc is not None and (desc.__class__ is not str or len(desc) > 255 or not desc.isascii() or not known[code]):
+            return None
+        codes.append(code)
+    joined = ",".join(codes)
+    if max_length is not None and len(joined) > max_length:
+        return None
+    return joined
+
+
 def _choice(choices: tuple[str, ...]):
     def check(value: Any, found: dict) -> str:
         if value not in choices:
             raise Bad(f"unknown value {value!r}; valid values: {', '.join(choices)}")
         return value
 
+    check.choices = choices
     return check
 
 
@@ -505,7 +545,7 @@ def _checker(f: Field, column: Column, required: bool):
 class Plan(NamedTuple):
     """How one kind of object (a user, an address, a fee, ...) becomes a row."""
 
-    steps: tuple            # (json name, column, kind, check, required, default) per field
+    steps: tuple            # (Field, column, kind, check, required, default) per field
     known: frozenset        # the JSON keys the plan types (fields and lists)
     contact: bool = False   # the user: contact_info's lists are typed too
 
@@ -515,7 +555,7 @@ def _plan(table: Table, fields: tuple[Field, ...], lists: tuple[str, ...], conta
     for f in fields:
         column = table.c[f.column_name]
         required = _is_required(f, column)
-        steps.append((f.name, f.column_name, f.kind, _checker(f, column, required), required, f.default))
+        steps.append((f, f.column_name, f.kind, _checker(f, column, required), required, f.default))
     return Plan(tuple(steps), frozenset([f.name for f in fields] + list(lists)), contact)
 
 
@@ -532,13 +572,9 @@ def plan_for(segment: Segment) -> Plan:
     return plan
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):  # a number in a field outside the spec (read exactly, kept as a number)
-        return int(value) if value == value.to_integral_value() else float(value)
-    raise TypeError(f"cannot keep a {type(value).__name__}")
-
-
-_dump_extra = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default).encode
+def _dump_extra(extra: dict) -> str:
+    # A number outside the spec is kept as a number, in one form whichever reader read it.
+    return jsonio.dumps(jsonio.kept_numbers(extra))
 
 
 def _compile(plan_steps: tuple, name: str) -> Callable:
@@ -546,13 +582,17 @@ def _compile(plan_steps: tuple, name: str) -> Callable:
     for the common well-formed value (a short ASCII string, a bool, a UTC time, a plain code): at
     100,000 users a generic loop over the steps cost more than all the rest of the load. The slow path
     is the field's check function, which also words every refusal."""
-    env: dict[str, Any] = {"Bad": Bad, "AsLoaded": AsLoaded, "_fromiso": dt.datetime.fromisoformat, "_note": _note}
+    # A number reaches the checks as the exact reader gives it (a Decimal), whichever reader read it
+    # (jsonio), so amounts and messages do not depend on it.
+    env: dict[str, Any] = {"Bad": Bad, "AsLoaded": AsLoaded, "_fromiso": dt.datetime.fromisoformat, "_note": _note,
+                           "_Decimal": Decimal, "_fromisodate": dt.date.fromisoformat,
+                           "_known_codes": _known_codes}
     lines = [f"def fields_{name}(obj, found, problems, where):",
              "    get = obj.get", "    row = {}", "    typed = None"]
 
     def slow(n: int, fn: str, col: str, pad: str) -> list[str]:
         return [f"{pad}try:",
-                f"{pad}    row[{col}] = C{n}(v, found)",
+                f"{pad}    row[{col}] = C{n}(_Decimal(repr(v)) if v.__class__ is float else v, found)",
                 f"{pad}except AsLoaded as kept:",
                 f"{pad}    row[{col}] = kept.column",
                 f"{pad}    typed = typed or {{}}",
@@ -560,7 +600,8 @@ def _compile(plan_steps: tuple, name: str) -> Callable:
                 f"{pad}except Bad as bad:",
                 f"{pad}    problems.append((where + {fn}, str(bad)))"]
 
-    for n, (field_name, column, kind, check, required, default) in enumerate(plan_steps):
+    for n, (f, column, kind, check, required, default) in enumerate(plan_steps):
+        field_name = f.name
         env[f"C{n}"], env[f"D{n}"] = check, default
         fn, col = repr(field_name), repr(column)
         lines.append(f"    v = get({fn})")
@@ -580,12 +621,31 @@ def _compile(plan_steps: tuple, name: str) -> Callable:
         elif kind == BOOL:
             lines.append("    elif v is True or v is False:")
             lines.append(f"        row[{col}] = v")
-        elif kind == TIME:
-            lines.append("    elif v.__class__ is str and len(v) == 20 and v[19] == 'Z' and v[10] == 'T':")
+        elif kind == CHOICE:
+            env[f"K{n}"] = frozenset(check.choices)
+            lines.append(f"    elif v.__class__ is str and v in K{n}:")
+            lines.append(f"        row[{col}] = v")
+        elif kind == DATE:
+            lines.append("    elif v.__class__ is str and (len(v) == 10 or len(v) == 11 and v[10] == 'Z') "
+                         "and v[4] == '-' and v[7] == '-':")
             lines.append("        try:")
-            lines.append(f"            row[{col}] = _fromiso(v[:19])")
+            lines.append("            _fromisodate(v[:10])")
+            lines.append(f"            row[{col}] = v[:10]")
             lines.append("        except ValueError:")
             lines += slow(n, fn, col, "            ")
+        elif kind == TIME:
+            lines.append("    elif v.__class__ is str and len(v) == 20 and v[19] == 'Z' and v[10] == 'T' "
+                         "and v[13] == ':' and v[16] == ':' and v[4] == '-' and v[7] == '-':")
+            lines.append("        try:")
+            lines.append("            _fromiso(v[:19])")
+            lines.append(f"            row[{col}] = v[:10] + ' ' + v[11:19] + '.000000'")
+            lines.append("        except ValueError:")
+            lines += slow(n, fn, col, "            ")
+        elif kind == CODES:
+            env[f"T{n}"] = f.code_table
+            limit = max_length if max_length is not None else "None"
+            lines.append(f"    elif v.__class__ is list and (c := _known_codes(v, found.get(T{n}), {limit})) is not None:")
+            lines.append(f"        row[{col}] = c")
         elif kind == CODE and getattr(check, "table", None):
             env[f"T{n}"], env[f"K{n}"] = check.table, frozenset(check.choices)
             choice = f" and c in K{n}" if check.choices else ""
@@ -696,11 +756,20 @@ def _still_as_loaded(kind: str, column_value: Any, original: Any) -> bool:
     return False
 
 
-_load_extra = json.JSONDecoder(parse_float=Decimal).decode
+_load_extra = jsonio.loads
 
 
-def export_plan(fields: tuple[Field, ...]) -> tuple:
-    return tuple((f.name, f.column_name, f.kind, f.code_table) for f in fields)
+class ExportPlan(NamedTuple):
+    """How rows of one table, read as tuples in a known column order, become JSON objects."""
+
+    fields: tuple   # (json name, position in the row, kind, code table) per field
+    extra: int      # the position of `extra`
+
+
+def export_plan(fields: tuple[Field, ...], columns: list[str]) -> ExportPlan:
+    position = {name: i for i, name in enumerate(columns)}
+    return ExportPlan(tuple((f.name, position[f.column_name], f.kind, f.code_table) for f in fields),
+                      position[EXTRA])
 
 
 def _minor_text(minor: int) -> str:
@@ -709,13 +778,31 @@ def _minor_text(minor: int) -> str:
     return f"{sign}{minor // 100}.{minor % 100:02d}"
 
 
-def _compile_export(plan: tuple, name: str) -> Callable:
-    """to_json's field loop as straight-line Python (see _compile): one line per field."""
-    env: dict[str, Any] = {"_time": format_time, "_money": _minor_text, "_b64": base64.b64encode}
+# SQLite keeps dates and times as text in SQLAlchemy's storage format ("2026-01-31",
+# "2026-01-31 12:00:00.000000"); export reads that text without its result processing (a datetime
+# object per value cost a third of an export) and writes the format's form from it. Text in another
+# form (written by hand) is read by SQLAlchemy's own SQLite processors.
+_SQLITE_DATE = sqlite.DATE().result_processor(sqlite.dialect(), None)
+_SQLITE_DATETIME = sqlite.DATETIME().result_processor(sqlite.dialect(), None)
+
+
+def _stored_date(value: Any) -> str:
+    return format_date(_SQLITE_DATE(value) if isinstance(value, str) else value)
+
+
+def _stored_time(value: Any) -> str:
+    return format_time(_SQLITE_DATETIME(value) if isinstance(value, str) else value)
+
+
+def _compile_export(plan: ExportPlan, name: str) -> Callable:
+    """to_json's field loop as straight-line Python (see _compile): one line per field, with an inline
+    fast path for SQLite's stored text of dates and times."""
+    env: dict[str, Any] = {"_time": _stored_time, "_date": _stored_date, "_money": _minor_text,
+                           "_b64": base64.b64encode}
     lines = [f"def json_{name}(row, descriptions):", "    out = {}"]
-    for n, (field_name, column, kind, table) in enumerate(plan):
-        fn, col = repr(field_name), repr(column)
-        lines.append(f"    v = row[{col}]")
+    for field_name, position, kind, table in plan.fields:
+        fn = repr(field_name)
+        lines.append(f"    v = row[{position}]")
         if kind in (TEXT, CHOICE, REF):
             lines.append(f"    out[{fn}] = v")
         elif kind == CODE:
@@ -724,9 +811,15 @@ def _compile_export(plan: tuple, name: str) -> Callable:
             lines.append(f"    d = descriptions[{table!r}]")
             lines.append(f"    out[{fn}] = [{{'value': c, 'desc': d.get(c)}} for c in v.split(',')] if v else []")
         elif kind == DATE:
-            lines.append(f"    out[{fn}] = None if v is None else v.isoformat() + 'Z'")
+            lines.append(f"    out[{fn}] = None if v is None else v + 'Z' if v.__class__ is str and len(v) == 10 "
+                         f"else _date(v)")
         elif kind == TIME:
-            lines.append(f"    out[{fn}] = None if v is None else _time(v)")
+            lines.append("    if v is None:")
+            lines.append(f"        out[{fn}] = None")
+            lines.append("    elif v.__class__ is str and len(v) == 26 and v[10] == ' ':")
+            lines.append(f"        out[{fn}] = v[:10] + 'T' + (v[11:19] if v.endswith('000000') else v[11:]) + 'Z'")
+            lines.append("    else:")
+            lines.append(f"        out[{fn}] = _time(v)")
         elif kind == MONEY:
             lines.append(f"    out[{fn}] = None if v is None else _money(v)")
         elif kind == BASE64:
@@ -738,25 +831,25 @@ def _compile_export(plan: tuple, name: str) -> Callable:
     return env[f"json_{name}"]
 
 
-_COMPILED_EXPORT: dict[tuple, Callable] = {}
+_COMPILED_EXPORT: dict[ExportPlan, Callable] = {}
 
 
-def to_json(row: Any, plan: tuple, descriptions: dict[str, dict[str, str]]) -> dict:
-    """A row as the JSON object of the format; code descriptions come from the code tables. What the
-    row's `extra` holds is put back as it was loaded."""
+def to_json(row: tuple, plan: ExportPlan, descriptions: dict[str, dict[str, str]]) -> dict:
+    """A row (a tuple in the plan's column order) as the JSON object of the format; code descriptions
+    come from the code tables. What the row's `extra` holds is put back as it was loaded."""
     fields = _COMPILED_EXPORT.get(plan)
     if fields is None:
         fields = _COMPILED_EXPORT[plan] = _compile_export(plan, f"p{len(_COMPILED_EXPORT)}")
     out = fields(row, descriptions)
-    extra = row[EXTRA]
+    extra = row[plan.extra]
     if extra:
         kept = _load_extra(extra)
         typed = kept.pop(TYPED, None)
         if typed:
-            kinds = {name: (column, kind) for name, column, kind, _ in plan}
+            kinds = {name: (position, kind) for name, position, kind, _ in plan.fields}
             for name, original in typed.items():
-                column, kind = kinds.get(name, (None, None))
-                if column is not None and _still_as_loaded(kind, row[column], original):
+                position, kind = kinds.get(name, (None, None))
+                if position is not None and _still_as_loaded(kind, row[position], original):
                     out[name] = original
         contact = kept.pop(CONTACT_INFO, None)
         out.update(kept)

@@ -11,17 +11,22 @@ items to that user, already in the library; without it the file is refused with 
 """
 from __future__ import annotations
 
-import gc
+import io
 import json
+import queue
+import re
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from operator import itemgetter
+from typing import Any, Callable, Iterator
 
-from sqlalchemy import Connection, Engine, Table, func, select, text
+from sqlalchemy import BigInteger, Boolean, Connection, Engine, Integer, LargeBinary, Table, bindparam, func, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
+from tasks.alma import jsonio
+from tasks.alma.nogc import cyclic_gc_paused
 from tasks.alma import xml as alma_xml
 from tasks.alma.format import CONTACT_INFO, CREDIT, SEGMENTS, USER_PLAN, Segment, plan_for, to_row
 from tasks.alma.format import code_tables_used
@@ -62,15 +67,8 @@ def load_files(engine: Engine, paths: list[str], attach_to: str | None = None) -
 
 
 def load_file(engine: Engine, path: str, attach_to: str | None = None) -> dict:
-    # The cyclic garbage collector would walk every record of a chunk again and again while they are
-    # built (none of them holds a cycle): off for the load, as it was (a third of the parse time).
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with cyclic_gc_paused():
         return _load_file(engine, path, attach_to)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _load_file(engine: Engine, path: str, attach_to: str | None) -> dict:
@@ -90,8 +88,11 @@ def _load_file(engine: Engine, path: str, attach_to: str | None) -> dict:
             if attach_to is not None:
                 loader.attach(conn, attach_to, source)
             else:
-                for chunk in _chunks(source.records, CHUNK):
-                    loader.chunk(conn, chunk)
+                with _Writer(conn) as write:
+                    for number, chunk in enumerate(_chunks(source.records, CHUNK)):
+                        work = loader.check(number, chunk)
+                        if work is not None:
+                            write(lambda work=work: work(conn))
             loader.problems.raise_if_any()
             return dict(loader.counts)
     except (IntegrityError, DataError) as exc:
@@ -114,13 +115,9 @@ def _chunks(records: Iterator, size: int) -> Iterator[list]:
 # ------------------------------------------------------------------ reading
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number this format accepts")
-
-
-# Amounts must stay exact: a JSON number becomes a Decimal, never a float. One decoder for every
-# line of a JSON Lines file (json.loads with options would build a new one per line).
-_parse = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant).decode
+# Amounts must stay exact: a JSON number is read exactly (jsonio), never rounded through a float.
+_parse = jsonio.loads
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -165,14 +162,14 @@ def _first_line(path: str) -> Any:
 def _json_lines(path: str) -> Iterator[tuple[str, Any]]:
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise InvalidInput(f"{path}: line {number}: not valid UTF-8 (byte {exc.start}: {exc.reason})") from None
-            if not line.strip():
+            if number == 1 and raw.startswith(_BOM):
+                raw = raw[3:]
+            if raw.isspace() or not raw:
                 continue
             try:
-                yield f"line {number}", _parse(line)
+                yield f"line {number}", _parse(raw)
+            except UnicodeDecodeError as exc:
+                raise InvalidInput(f"{path}: line {number}: not valid UTF-8 (byte {exc.start}: {exc.reason})") from None
             except json.JSONDecodeError as exc:
                 raise InvalidInput(f"{path}: line {number}: not valid JSON at column {exc.colno}: {exc.msg}") from None
             except ValueError as exc:
@@ -263,27 +260,91 @@ class Rows:
 
 
 class _Problems:
+    """The problems found, in the file's order: those of checking the records (found chunk by chunk)
+    and those of the database (a key already in the library), which a background writer may find
+    while a later chunk is being checked; the message lists a chunk's checks before its database
+    problems, as a load that did one chunk after the other would."""
+
+    CHECK, DATABASE = 0, 1
+
     def __init__(self, path: str):
         self.path = path
-        self.lines: list[str] = []
-        self.more = 0
+        self.found: list[list] = [[], []]   # per source: (chunk, sequence, line), the first few of each
+        self.counts = [0, 0]
+        self.first_chunk = None              # the first chunk with a problem: nothing after it is written
+        self.lock = threading.Lock()         # the loading thread and the writer add problems
 
-    def add(self, where_record: str, where: str, message: str) -> None:
-        if len(self.lines) < MAX_REPORTED_PROBLEMS:
-            self.lines.append(f"{self.path}: {where_record}: {where}: {message}")
-        else:
-            self.more += 1
+    def add(self, where_record: str, where: str, message: str, chunk: int = 0, source: int = CHECK) -> None:
+        with self.lock:
+            if self.first_chunk is None or chunk < self.first_chunk:
+                self.first_chunk = chunk
+            if len(self.found[source]) < MAX_REPORTED_PROBLEMS:
+                self.found[source].append((chunk, source, len(self.found[source]),
+                                           f"{self.path}: {where_record}: {where}: {message}"))
+            self.counts[source] += 1
 
     def __bool__(self) -> bool:
-        return bool(self.lines)
+        return self.first_chunk is not None
+
+    def before(self, chunk: int) -> bool:
+        """Whether a chunk up to `chunk` has a problem (then `chunk` is not written)."""
+        return self.first_chunk is not None and self.first_chunk <= chunk
 
     def raise_if_any(self) -> None:
-        if self.lines:
-            lines = list(self.lines)
-            if self.more:
-                lines.append(f"{self.path}: ... and {self.more} more problems")
+        if self:
+            lines = [line for *_, line in sorted(self.found[0] + self.found[1])][:MAX_REPORTED_PROBLEMS]
+            more = sum(self.counts) - len(lines)
+            if more:
+                lines.append(f"{self.path}: ... and {more} more problems")
             lines.append(f"{self.path}: nothing was loaded")
             raise InvalidInput("\n".join(lines))
+
+
+class _Writer:
+    """Runs each chunk's database work in order: on PostgreSQL in one background thread, so the server
+    takes a chunk (in its own process, on another core) while the next one is read and checked here;
+    on SQLite inline (its driver hands the interpreter lock back and forth once per row, so a thread
+    beside the checks would wait on it for every row). One chunk waits at most: memory stays flat."""
+
+    def __init__(self, conn: Connection):
+        self.background = conn.dialect.name == "postgresql"
+        self.error: BaseException | None = None
+        if self.background:
+            self.queue: queue.Queue = queue.Queue(maxsize=1)
+            self.thread = threading.Thread(target=self._run, name="alma-load-writer", daemon=True)
+            self.thread.start()
+
+    def __call__(self, work: Callable[[], None]) -> None:
+        if not self.background:
+            work()
+            return
+        self._raise_if_failed()
+        self.queue.put(work)
+
+    def _run(self) -> None:
+        while (work := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    work()
+                except BaseException as exc:  # re-raised in the loading thread
+                    self.error = exc
+
+    def _raise_if_failed(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def __enter__(self) -> "_Writer":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.background:
+            if exc_info[0] is not None and self.error is None:
+                self.error = exc_info[1]  # the load is refused: what waits is not written
+            self.queue.put(None)
+            self.thread.join()  # before the transaction ends, whichever way
+            if exc_info[0] is None:
+                self._raise_if_failed()
 
 
 def _record_name(label: str, data: Any) -> str:
@@ -298,7 +359,6 @@ class _Loader:
         self.counts: Counter = Counter({"users": 0, "codes_added": 0})
         # segment name ("user" for users) -> library-wide unique key -> where it was met in the file
         self.keys: dict[str, dict[tuple, str]] = {"user": {}}
-        self.known_codes: dict[str, set[str]] = {}
 
     def start(self, conn: Connection) -> None:
         # Every code the tables hold, with its description: a record whose desc differs keeps its own
@@ -309,14 +369,17 @@ class _Loader:
 
     # -- users
 
-    def chunk(self, conn: Connection, records: list[tuple[str, Any]]) -> None:
+    def check(self, number: int, records: list[tuple[str, Any]]) -> Callable[[Connection], None] | None:
+        """Check chunk `number`; returns its database work (refusing keys the library already holds,
+        then writing), or None once the file has a problem (the rest is still checked, nothing more
+        written)."""
         user_rows = Rows(None)
         codes = self.found
         new_keys: dict[str, dict[tuple, str]] = {}
         for label, data in records:
             name = _record_name(label, data)
             if not isinstance(data, dict):
-                self.problems.add(name, "user", f"must be a JSON object, got {type(data).__name__}")
+                self.problems.add(name, "user", f"must be a JSON object, got {type(data).__name__}", number)
                 continue
             found: list[tuple[str, str]] = []
             row = to_row(data, USER_PLAN, codes, found, "")
@@ -333,16 +396,23 @@ class _Loader:
             user_rows.owners.append(index)
             self._collect(data, index, SEGMENTS, user_rows.children, codes, found, name, new_keys, "")
             for where, message in found:
-                self.problems.add(name, where, message)
+                self.problems.add(name, where, message, number)
         if self.problems:
-            return  # keep checking the rest of the file, write nothing more
-        self._check_against_database(conn, new_keys)
-        if self.problems:
-            return
-        self._write_codes(conn, codes)
-        user_ids = _insert(conn, users, user_rows.rows, want_ids=True)
-        self.counts["users"] += len(user_rows.rows)
-        _insert_children(conn, user_rows.children, user_ids, self.counts)
+            return None
+        new_codes = self._new_codes(codes)
+
+        def write(conn: Connection) -> None:
+            if self.problems.before(number):
+                return
+            self._check_against_database(conn, new_keys, number)
+            if self.problems.before(number):
+                return
+            self._write_codes(conn, new_codes)
+            user_ids = _insert(conn, users, user_rows.rows, want_ids=True)
+            self.counts["users"] += len(user_rows.rows)
+            _insert_children(conn, user_rows.children, user_ids, self.counts)
+
+        return write
 
     def _collect(self, owner: dict, owner_index: int, segments: tuple[Segment, ...], into: dict[str, Rows],
                  codes: dict, found: list, name: str, new_keys: dict, prefix: str) -> None:
@@ -370,6 +440,9 @@ class _Loader:
             path = prefix + path
             within_user: dict[tuple, int] = {}
             append_row, append_owner = rows.rows.append, rows.owners.append
+            if unique:
+                seen_in_file = self.keys.setdefault(segment.name, {})
+                new_in_chunk = new_keys.setdefault(segment.name, {})
             for i, item in enumerate(items):
                 where = f"{path}[{i}]"
                 if item.__class__ is not dict:
@@ -377,14 +450,14 @@ class _Loader:
                     continue
                 row = to_row(item, plan, codes, found, where + ".")
                 if unique:
-                    key = tuple(row.get(c) or "" for c in unique)
-                    seen_in_file = self.keys.setdefault(segment.name, {})
+                    # Where a key was met is kept as its parts and worded only for a message.
+                    key = (row.get(unique[0]) or "",) if len(unique) == 1 else tuple(row.get(c) or "" for c in unique)
                     if key in seen_in_file:
+                        first_name, first_where = seen_in_file[key]
                         found.append((f"{where}.{segment.unique[-1]}", f"{_describe(segment.unique, key)} appears "
-                                      f"twice in the file (also {seen_in_file[key]})"))
+                                      f"twice in the file (also {first_name} {first_where}.{segment.unique[-1]})"))
                     else:
-                        seen_in_file[key] = f"{name} {where}.{segment.unique[-1]}"
-                        new_keys.setdefault(segment.name, {})[key] = (name, f"{where}.{segment.unique[-1]}")
+                        seen_in_file[key] = new_in_chunk[key] = (name, where)
                 if per_user:
                     key = tuple(row.get(c) or "" for c in per_user)
                     if key in within_user:
@@ -402,18 +475,25 @@ class _Loader:
                 elif segment.name == "fee":
                     found.extend(_check_fee(row, {}, index, where))
 
-    def _write_codes(self, conn: Connection, codes: dict) -> None:
+    def _new_codes(self, codes: dict) -> dict[str, dict[str, str | None]]:
+        """The codes met that the tables lack (taken now: the next chunk's checks add to `codes`)."""
+        new_codes = {}
         for table_name, found in sorted(codes.items()):
             known = self.in_db.setdefault(table_name, set())
             if len(found) == len(known):
                 continue
             new = {code: desc for code, desc in found.items() if code not in known}
             if new:
-                ensure_codes(conn, table_name, new)
-                self.counts["codes_added"] += len(new)
+                new_codes[table_name] = new
                 known.update(new)
+        return new_codes
 
-    def _check_against_database(self, conn: Connection, new_keys: dict) -> None:
+    def _write_codes(self, conn: Connection, new_codes: dict[str, dict[str, str | None]]) -> None:
+        for table_name, new in new_codes.items():
+            ensure_codes(conn, table_name, new)
+            self.counts["codes_added"] += len(new)
+
+    def _check_against_database(self, conn: Connection, new_keys: dict, number: int = 0) -> None:
         """Refuse primary ids, identifiers and loan/request/fee ids the library already holds."""
         checks: list[tuple[str, tuple[str, ...], Table, list[str]]] = [("user", ("primary_id",), users, ["primary_id"])]
         checks += [(s.name, s.unique, s.table, _unique_columns(s)) for s in _all_segments() if s.unique]
@@ -421,7 +501,10 @@ class _Loader:
             wanted = new_keys.get(segment_name) or {}
             for key in _existing(conn, table, columns, list(wanted)):
                 record, where = wanted[key]
-                self.problems.add(record, where, f"{_describe(names, key)} is already in the library database")
+                if segment_name != "user":
+                    where = f"{where}.{names[-1]}"
+                self.problems.add(record, where, f"{_describe(names, key)} is already in the library database",
+                                  number, _Problems.DATABASE)
 
     # -- sub-resources
 
@@ -446,7 +529,7 @@ class _Loader:
         self._check_against_database(conn, new_keys)
         if self.problems:
             return
-        self._write_codes(conn, codes)
+        self._write_codes(conn, self._new_codes(codes))
         _insert_children(conn, children, [user_id], self.counts)
 
 
@@ -533,16 +616,24 @@ def _describe(names: tuple[str, ...], key: tuple) -> str:
     return " ".join(f"{n} {v!r}" for n, v in zip(names, key))
 
 
+_EXISTING: dict[tuple, Any] = {}
+
+
 def _existing(conn: Connection, table: Table, columns: list[str], keys: list[tuple]) -> list[tuple]:
-    cols = [table.c[c] for c in columns]
+    query = _EXISTING.get((table.name, *columns))
+    if query is None:
+        # Each column IN its own values rather than (a, b) IN ((..), ..): PostgreSQL plans a row-value
+        # list as an OR chain, seconds per chunk; this stays an index scan. Exact keys are matched here.
+        # Expanding parameters: compiled once, not for each chunk's 2,000 values.
+        cols = [table.c[c] for c in columns]
+        query = _EXISTING[(table.name, *columns)] = select(*cols).where(
+            *(col.in_(bindparam(f"v{n}", expanding=True)) for n, col in enumerate(cols)))
     found: list[tuple] = []
     for start in range(0, len(keys), LOOKUP_CHUNK):
         chunk = keys[start:start + LOOKUP_CHUNK]
-        # Each column IN its own values rather than (a, b) IN ((..), ..): PostgreSQL plans a row-value
-        # list as an OR chain, seconds per chunk; this stays an index scan. Exact keys are matched here.
-        query = select(*cols).where(*(col.in_(list({k[n] for k in chunk})) for n, col in enumerate(cols)))
+        values = {f"v{n}": list({k[n] for k in chunk}) for n in range(len(columns))}
         wanted = set(chunk)
-        found += [key for key in map(tuple, conn.execute(query)) if key in wanted]
+        found += [key for key in map(tuple, conn.execute(query, values)) if key in wanted]
     return found
 
 
@@ -561,8 +652,11 @@ def _insert_children(conn: Connection, children: dict[str, Rows], parent_ids: li
 def _insert(conn: Connection, table: Table, rows: list[dict], want_ids: bool) -> list[int]:
     """Insert `rows` (all with the same keys) straight through the driver: SQLAlchemy's per-row
     parameter processing cost more than the database's own work at 100,000 users (BENCHMARKS.md).
-    Parents get their ids first (from the sequence on PostgreSQL; on SQLite after the highest id, under
-    the write lock this transaction holds), so children link to them without a read-back."""
+    The rows already hold what the driver stores (format.py: dates and times as their stored text,
+    booleans, bytes). Parents get their ids first (from the sequence on PostgreSQL; on SQLite after the
+    highest id, under the write lock this transaction holds), so children link to them without a
+    read-back. PostgreSQL takes them with COPY, several times faster for the server than multi-row
+    INSERTs; SQLite with executemany."""
     if not rows:
         return []
     ids: list[int] = []
@@ -571,27 +665,61 @@ def _insert(conn: Connection, table: Table, rows: list[dict], want_ids: bool) ->
         for row, new_id in zip(rows, ids):
             row["id"] = new_id
     columns = [c for c in rows[0] if c in table.c]
-    processors = [table.c[c].type._cached_bind_processor(conn.dialect) for c in columns]
-    if any(processors):
-        steps = list(zip(columns, processors))
-        values = [tuple(p(r[c]) if p else r[c] for c, p in steps) for r in rows]
-    else:
-        values = [tuple(r[c] for c in columns) for r in rows]
-    names = ", ".join(columns)
     cursor = conn.connection.cursor()
-    statement = f"INSERT INTO {table.name} ({names}) VALUES "
     try:
         if conn.dialect.name == "postgresql":
-            from psycopg2.extras import execute_values
-
-            execute_values(cursor, statement + "%s", values, page_size=2000)
+            statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+            data = _copy_text(table, columns)(rows)
+            # In one piece: psycopg2 lets go of the interpreter lock for each piece it sends, and the
+            # checks beside it (_Writer) would hold the lock for several milliseconds each time.
+            cursor.copy_expert(statement, io.StringIO(data), size=max(8192, len(data)))
         else:
-            cursor.executemany(statement + "(" + ", ".join("?" for _ in columns) + ")", values)
+            statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+            cursor.executemany(statement, map(itemgetter(*columns), rows) if len(columns) > 1
+                               else ((r[columns[0]],) for r in rows))
     except conn.dialect.dbapi.Error as exc:  # worded by load_file, as SQLAlchemy's own errors are
         raise DBAPIError.instance(statement, None, exc, conn.dialect.dbapi.Error) from None
     finally:
         cursor.close()
     return ids
+
+
+_COPY_TEXT: dict[tuple, Any] = {}
+
+
+def _copy_text(table: Table, columns: list[str]):
+    """A function from rows to COPY's text format (tab-separated, \\N for NULL, backslash escapes),
+    compiled per table and column list as straight-line Python like the format's checks."""
+    key = (table.name, tuple(columns))
+    make = _COPY_TEXT.get(key)
+    if make is not None:
+        return make
+    parts = []
+    for n, name in enumerate(columns):
+        kind = table.c[name].type
+        v = f"r[{name!r}]"
+        if isinstance(kind, Boolean):
+            parts.append(f"('\\\\N' if (v{n} := {v}) is None else 't' if v{n} else 'f')")
+        elif isinstance(kind, LargeBinary):
+            parts.append(f"('\\\\N' if (v{n} := {v}) is None else '\\\\\\\\x' + v{n}.hex())")
+        elif isinstance(kind, (Integer, BigInteger)) or name == "id":
+            parts.append(f"('\\\\N' if (v{n} := {v}) is None else str(v{n}))")
+        else:  # text, and dates and times as their stored text
+            parts.append(f"('\\\\N' if (v{n} := {v}) is None else _escape(v{n}) if _special(v{n}) else v{n})")
+    source = ("def copy_text(rows):\n"
+              "    return ''.join([" + " + '\\t' + ".join(parts) + " + '\\n' for r in rows])\n")
+    env = {"_escape": _copy_escape, "_special": _COPY_SPECIAL.search}
+    exec(compile(source, f"<copy {table.name}>", "exec"), env)  # noqa: S102 - generated from the schema
+    make = _COPY_TEXT[key] = env["copy_text"]
+    return make
+
+
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_escape(value: str) -> str:
+    return value.translate(_COPY_ESCAPES)
 
 
 def _allocate_ids(conn: Connection, table: Table, count: int) -> list[int]:

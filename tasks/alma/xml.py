@@ -182,6 +182,8 @@ def _item_value(element: ET.Element) -> Any:
 def _text(value: Any) -> str:
     if value is True or value is False:
         return "true" if value else "false"
+    if isinstance(value, float):  # a number outside the spec, as the fast JSON reader gives it
+        value = Decimal(repr(value))
     if isinstance(value, Decimal):
         return format(value, "f")
     return str(value)
