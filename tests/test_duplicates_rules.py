@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tasks.duplicates.rules import decide_proposals, drop_rejected, merge_refusal, propose
+from tasks.duplicates.rules import decide_proposals, drop_rejected, propose
+from tasks.merge.rules import decide_merge
 from tasks.reasons import (ALREADY_IN_QUEUE, COPY_AS_INTERNAL_REQUIRED, ELIGIBLE, FROM_NOT_PATRON_ONLY, PROTECTED,
                            REJECTED_BEFORE)
 
@@ -57,12 +58,21 @@ def test_three_records_become_a_star_into_one_to_user_in_rounds():
     assert b.linked_through is None and b.evidence == "e2-3"
 
 
-def test_a_pair_merge_would_refuse_carries_the_reason():
-    frame = pd.DataFrame({"from_protected": [True, False, False, False], "to_protected": [False] * 4,
-                          "from_non_patron_roles": [0, 2, 0, 0],
-                          "from_account_type": ["EXTERNAL", "EXTERNAL", "INTERNAL", "EXTERNAL"],
-                          "to_account_type": ["EXTERNAL", "EXTERNAL", "EXTERNAL", "INTERNAL"]})
-    assert list(merge_refusal(frame)) == [PROTECTED, FROM_NOT_PATRON_ONLY, COPY_AS_INTERNAL_REQUIRED, None]
+def test_a_pair_merge_would_refuse_carries_the_reason_merge_gives():
+    frame = pd.DataFrame({"from_protected": [True, False, False, False, False], "to_protected": [False] * 5,
+                          "from_non_patron_roles": [0, 2, 0, 0, 0],
+                          "from_account_type": ["EXTERNAL", "EXTERNAL", "INTERNAL", "EXTERNAL", "INTERNAL"],
+                          # a To user with no account type counts as EXTERNAL, as in Merge Users
+                          "to_account_type": ["EXTERNAL", "EXTERNAL", "EXTERNAL", "INTERNAL", None],
+                          "queue_status": [None] * 5, "from_exists": [True] * 5, "to_exists": [True] * 5})
+    proposed = decide_proposals(frame)
+    assert list(proposed["merge_refusal"]) == [PROTECTED, FROM_NOT_PATRON_ONLY, COPY_AS_INTERNAL_REQUIRED, None,
+                                               COPY_AS_INTERNAL_REQUIRED]
+    # Merge Users, given the same pairs with no copy-as-internal stated, refuses them for the same reasons.
+    pairs = frame.assign(pair_no=range(1, 6), from_primary_id=[f"F{i}" for i in range(5)],
+                         to_primary_id=[f"T{i}" for i in range(5)], copy_as_internal=None)
+    merged = decide_merge(pairs, pairs)
+    assert [o if o != ELIGIBLE else None for o in merged["outcome"]] == list(proposed["merge_refusal"])
 
 
 def test_rejected_pairs_are_dropped_before_clustering_and_queued_ones_are_not_queued_again():

@@ -6,6 +6,7 @@ into one To user in two runs without USER_IN_SEVERAL_PAIRS."""
 from __future__ import annotations
 
 import csv
+import json
 
 import pandas as pd
 import pytest
@@ -118,3 +119,30 @@ def test_the_whole_story(engine, prefect_api, tmp_path):
             left = conn.execute(select(users.c.id).where(users.c.id.in_(
                 [int(i) for i in cluster["from_user_id"]] + [to_id]))).scalars().all()
         assert left == [to_id]
+
+
+def test_user_group_scans_and_proposes_only_users_of_those_groups(engine, cli, tmp_path):
+    truth = make_noisy_library(engine, PEOPLE, seed=5)
+    with read_connection(engine) as conn:
+        group_of = dict(conn.execute(select(users.c.primary_id, users.c.user_group)).all())
+    chosen = {"UNDERGRAD", "PUBLIC"}
+    in_chosen = {int(p[1:]) for p, g in group_of.items() if g in chosen}
+    # The library has duplicates outside the groups, which a scan of every user would find.
+    person_groups = truth.assign(group=[group_of[f"P{u}"] for u in truth["user_id"]]).groupby("person_id")["group"]
+    assert (person_groups.size() > 1).any() and (person_groups.agg(lambda g: not set(g) & chosen)
+                                                 [person_groups.size() > 1]).sum() > 10
+
+    export = tmp_path / "pairs.csv"
+    code, out, err = cli("find-duplicates", "--user-group", "UNDERGRAD", "--user-group", "PUBLIC",
+                         "--export", export, "--json")
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["users_scanned"] == len(in_chosen) < len(truth)
+    found = pd.read_csv(export, dtype=str)
+    assert summary["pairs_found"] == len(found) > 20
+    assert {group_of[u] for u in pd.concat([found["from_user"], found["to_user"]])} <= chosen
+    # The duplicates inside the groups are found as in a whole scan.
+    cluster_of = {int(p[1:]): int(c) for c, a, b in zip(found["cluster"], found["from_user"], found["to_user"])
+                  for p in (a, b)}
+    quality = evaluate(truth[truth["user_id"].isin(in_chosen)], cluster_of)
+    assert quality["precision"] >= 0.95 and quality["recall"] >= 0.85, quality

@@ -3,15 +3,18 @@ splink 4 on an in-process DuckDB.
 
     pairs = find_duplicate_pairs(users, min_probability=DEFAULT_MIN_PROBABILITY)
 
-`users` has one row per user record with the columns
+`users` is a DataFrame, or an iterable of DataFrames (chunks of a selection,
+loaded into DuckDB one by one and dropped, so the library is never one pandas
+frame), with one row per user record and the columns
     user_id (int, unique), first_name, middle_name, last_name,
-    birth_date (date / datetime / null), emails, phones, postal_codes,
-    identifiers ("TYPE:value")  -- the four last are lists of str (or null).
+    birth_date (date / datetime / ISO string / null), emails, phones,
+    postal_codes, identifiers ("TYPE:value")  -- the four last are lists of
+    str, or str with the values separated by `list_separator` (or null).
 Other columns are ignored.  The result has one row per scored pair at or above
 `min_probability` (user_id_l < user_id_r), its match probability, one word
 column per compared field saying how it agreed, an `evidence` summary string,
 and `cluster_id` (the transitive duplicate group; a pair's two records always
-share it).  The model is trained on the scanned data itself (no labels, no
+share it); `attrs["users"]` is the number of records scanned.  The model is trained on the scanned data itself (no labels, no
 shipped weights): u from random pairs, m by EM, prior from the expected
 duplicate share.
 """
@@ -22,6 +25,8 @@ import math
 import shutil
 import tempfile
 import time
+
+from collections.abc import Iterable
 
 import duckdb
 import pandas as pd
@@ -233,12 +238,42 @@ _FOLD = ("nullif(regexp_replace(lower(translate(strip_accents(replace(replace(re
          " 'ØøŁłĐđıÞþð', 'OoLlDdiTtd')), '[^a-z]', '', 'g'), '')")
 
 
-def _prepare(con, users: pd.DataFrame):
-    """Normalise into a DuckDB table.  Lists are cleaned with DuckDB list
-    functions so no per-row Python runs even at 1M records."""
-    cols = ["user_id", "first_name", "middle_name", "last_name", "birth_date",
-            "emails", "phones", "postal_codes", "identifiers"]
-    con.register("users_in", users[cols])
+INPUT_COLUMNS = {"user_id": "BIGINT", "first_name": "VARCHAR", "middle_name": "VARCHAR",
+                 "last_name": "VARCHAR", "birth_date": "DATE", "emails": "VARCHAR[]", "phones": "VARCHAR[]",
+                 "postal_codes": "VARCHAR[]", "identifiers": "VARCHAR[]"}
+
+
+def _load(con, users: pd.DataFrame | Iterable[pd.DataFrame], list_separator: str) -> None:
+    """The input into the DuckDB table users_in, chunk by chunk.  Joined lists
+    are split by DuckDB, not into Python lists: at 1M records those lists and
+    one concatenated frame of them were most of the scan's memory."""
+    con.execute("CREATE OR REPLACE TABLE users_in ({})".format(
+        ", ".join(f"{c} {t}" for c, t in INPUT_COLUMNS.items())))
+    for chunk in [users] if isinstance(users, pd.DataFrame) else users:
+        if chunk.empty:
+            continue
+        con.register("chunk_in", chunk[list(INPUT_COLUMNS)])
+        # A column's type is what DuckDB infers from this chunk (an all-null
+        # column may come as anything), so each is converted by what it is.
+        types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE chunk_in)").fetchall())
+        exprs = []
+        for c, target in INPUT_COLUMNS.items():
+            given = types[c]
+            if target == "VARCHAR[]" and not given.endswith("[]"):
+                exprs.append(f"list_filter(string_split(CAST({c} AS VARCHAR), $sep), lambda x: x <> '')")
+            elif target == "DATE" and not (given == "DATE" or given.startswith("TIMESTAMP")):
+                exprs.append(f"TRY_CAST(CAST({c} AS VARCHAR) AS DATE)")
+            else:
+                exprs.append(f"CAST({c} AS {target})")
+        select = ", ".join(exprs)
+        con.execute(f"INSERT INTO users_in SELECT {select} FROM chunk_in",
+                    {"sep": list_separator} if "$sep" in select else None)
+        con.unregister("chunk_in")
+
+
+def _prepare(con):
+    """Normalise users_in into the table patrons.  Lists are cleaned with
+    DuckDB list functions so no per-row Python runs even at 1M records."""
     con.register("nicknames_in", pd.DataFrame(list(NICKNAMES.items()), columns=["nick", "canon"]))
     fold = _FOLD.format
     person_types = ", ".join(f"'{t}:'" for t in PERSON_UNIQUE_ID_TYPES)
@@ -292,7 +327,7 @@ def _prepare(con, users: pd.DataFrame):
                CAST(hash(e.unique_id) % 1024 AS INTEGER) AS em_bucket
         FROM emails e LEFT JOIN nicknames_in n ON e.first_name = n.nick
     """)
-    con.unregister("users_in")
+    con.execute("DROP TABLE users_in")
     con.unregister("nicknames_in")
     _drop_placeholders(con)
 
@@ -332,7 +367,7 @@ def _em_rule(con, cols, target_pairs):
 
 
 def find_duplicate_pairs(
-    users: pd.DataFrame,
+    users: pd.DataFrame | Iterable[pd.DataFrame],
     *,
     min_probability: float = DEFAULT_MIN_PROBABILITY,
     expected_duplicate_share: float = 0.03,
@@ -343,6 +378,7 @@ def find_duplicate_pairs(
     em_target_pairs: float = 1e6,
     verbose: bool = False,
     save_model_to: str | None = None,
+    list_separator: str = "\x1f",
 ) -> pd.DataFrame:
     """Score candidate duplicate pairs and cluster them transitively.
 
@@ -361,11 +397,15 @@ def find_duplicate_pairs(
         "preserve_insertion_order": False,
     })
     try:
-        _prepare(con, users)
+        _load(con, users, list_separator)
+        timings = {"load": time.perf_counter() - t0}
+        _prepare(con)
         n = con.execute("SELECT count(*) FROM patrons").fetchall()[0][0]
+        if n < 2:
+            return _no_pairs(n)
         db_api = DuckDBAPI(connection=con)
         linker = Linker("patrons", _settings(n, expected_duplicate_share), db_api)
-        timings = {"prepare": time.perf_counter() - t0}
+        timings["prepare"] = time.perf_counter() - t0
 
         linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=42)
         timings["u"] = time.perf_counter() - t0
@@ -416,11 +456,20 @@ def find_duplicate_pairs(
         timings["cluster"] = time.perf_counter() - t0
         log.info("timings (cumulative s): %s", {k: round(v, 1) for k, v in timings.items()})
         first = ["user_id_l", "user_id_r", "match_probability", "match_weight", "cluster_id", "evidence"]
-        out.attrs["timings"] = timings
-        return out[first + [c for c in out.columns if c not in first]]
+        out = out[first + [c for c in out.columns if c not in first]]
+        out.attrs.update(timings=timings, users=n)
+        return out
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
+
+
+def _no_pairs(users: int) -> pd.DataFrame:
+    """The result's columns with no rows: fewer than two records make no pair."""
+    out = pd.DataFrame(columns=["user_id_l", "user_id_r", "match_probability", "match_weight", "cluster_id",
+                                "evidence", "model_probability", "post_rule", *(n for n, _ in COMPARISONS)])
+    out.attrs.update(timings={}, users=users)
+    return out
 
 
 def _post_rules(con, pred_table: str, min_probability: float) -> None:

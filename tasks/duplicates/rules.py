@@ -11,16 +11,16 @@
   4. the older record (the smaller user id: ids are given in the order records are created).
 * A cluster of N records is N-1 pairs into its To user (a star), numbered by `merge_round` 1..N-1.
   Merge Users takes one pair per To user per run (the queue) or one round (`merge --pairs --round K`).
-* A proposed pair Merge Users would refuse carries that reason (`merge_refusal`), the same checks
-  and reason codes as tasks/merge/rules.py: PROTECTED, FROM_NOT_PATRON_ONLY, COPY_AS_INTERNAL_REQUIRED.
+* A proposed pair Merge Users would refuse carries that reason (`merge_refusal`): Merge Users' own
+  checks (tasks/library/merge_refusals.py): PROTECTED, FROM_NOT_PATRON_ONLY, COPY_AS_INTERNAL_REQUIRED.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from tasks.reasons import (ALREADY_IN_QUEUE, COPY_AS_INTERNAL_REQUIRED, ELIGIBLE, FROM_NOT_PATRON_ONLY,
-                           PROTECTED, REJECTED_BEFORE, USER_NOT_FOUND)
+from tasks.library.merge_refusals import first_refusal
+from tasks.reasons import ALREADY_IN_QUEUE, ELIGIBLE, REJECTED_BEFORE, USER_NOT_FOUND
 
 FACT_COLUMNS = ("primary_id", "protected", "account_type", "non_patron_roles", "activity")
 WORD_COLUMNS = ("first_name", "last_name", "middle_name", "birth_date", "email", "phone", "postal_code",
@@ -123,24 +123,13 @@ def propose(pairs: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["probability", "from_id"], ascending=[False, True])[columns].reset_index(drop=True)
 
 
-def merge_refusal(frame: pd.DataFrame) -> pd.Series:
-    """Why Merge Users would refuse each pair as proposed (None when it would merge it): its checks in
-    its order, for a single pair (tasks/merge/rules.py: decide_merge)."""
-    protected = (frame["from_protected"].fillna(False).astype(bool) | frame["to_protected"].fillna(False).astype(bool))
-    not_patron_only = frame["from_non_patron_roles"].fillna(0).astype("int64") > 0
-    needs_copy_choice = (frame["from_account_type"] == "INTERNAL") & (frame["to_account_type"] == "EXTERNAL")
-    chosen = np.select([protected.to_numpy(), not_patron_only.to_numpy(), needs_copy_choice.to_numpy()],
-                       [PROTECTED, FROM_NOT_PATRON_ONLY, COPY_AS_INTERNAL_REQUIRED], default="")
-    return pd.Series([c or None for c in chosen], index=frame.index, dtype=object)
-
-
 def decide_proposals(frame: pd.DataFrame) -> pd.DataFrame:
     """Every proposed pair with an outcome: ELIGIBLE (a real run adds it to the review queue as
     proposed), REJECTED_BEFORE, ALREADY_IN_QUEUE, or USER_NOT_FOUND (a user purged or merged since)."""
     frame = frame.copy()
     status = frame["queue_status"].fillna("")
     missing = ~(frame["from_exists"].astype(bool) & frame["to_exists"].astype(bool))
-    frame["merge_refusal"] = merge_refusal(frame)
+    frame["merge_refusal"] = first_refusal(frame)
     frame["outcome"] = np.select(
         [(status == "rejected").to_numpy(), (status != "").to_numpy(), missing.to_numpy()],
         [REJECTED_BEFORE, ALREADY_IN_QUEUE, USER_NOT_FOUND], default=ELIGIBLE).astype(object)

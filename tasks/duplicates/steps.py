@@ -22,7 +22,7 @@ from tasks.db.row_locks import lock_users
 from tasks.db.statements import LIST_SEPARATOR, users_to_scan
 from tasks.duplicates.linkage import find_duplicate_pairs
 from tasks.duplicates.parameters import DuplicatesParameters
-from tasks.duplicates.rules import FACT_COLUMNS, WORD_COLUMNS, decide_proposals, drop_rejected, propose
+from tasks.duplicates.rules import FACT_COLUMNS, decide_proposals, drop_rejected, propose
 from tasks.engine.definition import JobRun
 from tasks.engine.report import table
 from tasks.engine.selection import read_chunks
@@ -53,16 +53,6 @@ def validate(conn: Connection, parameters: DuplicatesParameters) -> None:
         folder = Path(parameters.export_file).expanduser().resolve().parent
         if not folder.is_dir():
             raise InvalidInput(f"export file {parameters.export_file!r}: no such folder {str(folder)!r}")
-
-
-def scan_input(chunk: pd.DataFrame) -> pd.DataFrame:
-    """A chunk of users_to_scan (tasks/db/statements.py) as the scorer takes it: lists as lists, dates as dates."""
-    out = chunk.copy()
-    out["user_id"] = out["user_id"].astype("int64")
-    out["birth_date"] = pd.to_datetime(out["birth_date"], errors="coerce")
-    for column in ("emails", "phones", "postal_codes", "identifiers"):
-        out[column] = [v.split(LIST_SEPARATOR) if isinstance(v, str) and v else [] for v in out[column]]
-    return out
 
 
 def read_facts(conn: Connection, user_ids: Sequence[int]) -> pd.DataFrame:
@@ -97,16 +87,13 @@ def with_current_state(conn: Connection, proposals: pd.DataFrame) -> pd.DataFram
 
 def scan(conn: Connection, parameters: DuplicatesParameters, run: JobRun) -> Scan:
     groups = list(parameters.user_groups)
+    # The chunks go straight into the scorer's DuckDB (lists split there), so the library is never
+    # held as one pandas frame here.
     chunks = read_chunks(conn, users_to_scan(),
                          {"all_groups": 0 if groups else 1, "groups": groups or [""]})
-    users = pd.concat([scan_input(c) for c in chunks], ignore_index=True)
-    if len(users) < 2:
-        pairs = pd.DataFrame(columns=["user_id_l", "user_id_r", "match_probability", "evidence", *WORD_COLUMNS])
-    else:
-        pairs = find_duplicate_pairs(users, min_probability=parameters.min_probability,
-                                     temp_dir=tempfile.gettempdir())
-    users_scanned = len(users)
-    del users
+    pairs = find_duplicate_pairs(chunks, min_probability=parameters.min_probability,
+                                 temp_dir=tempfile.gettempdir(), list_separator=LIST_SEPARATOR)
+    users_scanned = int(pairs.attrs["users"])
     kept, rejected = drop_rejected(pairs, known_pairs(conn))
     ids = pd.concat([kept["user_id_l"], kept["user_id_r"]]).astype("int64").unique().tolist()
     proposals = propose(kept, read_facts(conn, ids))

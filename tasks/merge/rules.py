@@ -1,8 +1,8 @@
 """Merge Users: which pairs may be merged, and what each merge moves. Pure pandas.
 
 A pair is merged only when both users exist, they differ, neither appears in another pair of the run,
-neither is protected, the From user holds no role other than Patron, and an INTERNAL -> EXTERNAL pair
-states copy-as-internal. What moves follows the clash rules the SQL in sql/merge/ applies, so a dry
+and none of the refusals of tasks/library/merge_refusals.py applies (neither is protected, the From
+user holds no role other than Patron, an INTERNAL -> EXTERNAL pair states copy-as-internal). What moves follows the clash rules the SQL in sql/merge/ applies, so a dry
 run counts exactly what a real run moves.
 
 Fields kept beyond the typed columns (`extra`, tasks/alma/format.py): the To user keeps its own user
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from tasks.library.merge_refusals import refusal_checks
 from tasks.segments import ALWAYS_MOVED, KINDS, PARTS, SEGMENT_KINDS, SEGMENTS  # noqa: F401
 from tasks.reasons import (  # noqa: F401 - the rules' vocabulary
     ELIGIBLE, SAME_USER, USER_IN_SEVERAL_PAIRS, USER_NOT_FOUND, PROTECTED, FROM_NOT_PATRON_ONLY, COPY_AS_INTERNAL_REQUIRED,
@@ -136,15 +137,10 @@ def decide_merge(frame: pd.DataFrame, all_pairs: pd.DataFrame) -> pd.DataFrame:
         frame["to_primary_id"].map(pairs_per_user).fillna(0).to_numpy() > 1)
     same = (frame["from_primary_id"] == frame["to_primary_id"]).to_numpy()
     missing = ~(frame["from_exists"] & frame["to_exists"]).to_numpy()
-    protected = (frame["from_protected"] | frame["to_protected"]).to_numpy()
-    not_patron_only = (frame["from_non_patron_roles"] > 0).to_numpy()
-    unstated = frame["copy_as_internal"].map(lambda v: v is None or v is pd.NA or v != v).to_numpy(dtype=bool)
-    needs_copy_choice = ((frame["from_account_type"] == "INTERNAL") & (frame["to_account_type"] == "EXTERNAL")
-                         ).to_numpy(dtype=bool) & unstated
+    refused, refusals = refusal_checks(frame, frame["copy_as_internal"])
     frame["outcome"] = np.select(
-        [same, in_several, missing, protected, not_patron_only, needs_copy_choice],
-        [SAME_USER, USER_IN_SEVERAL_PAIRS, USER_NOT_FOUND, PROTECTED, FROM_NOT_PATRON_ONLY,
-         COPY_AS_INTERNAL_REQUIRED],
+        [same, in_several, missing, *refused],
+        [SAME_USER, USER_IN_SEVERAL_PAIRS, USER_NOT_FOUND, *refusals],
         default=ELIGIBLE,
     ).astype(object)
     return frame

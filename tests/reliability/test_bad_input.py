@@ -56,6 +56,7 @@ BAD_PARAMETERS = [
     (["waive", "--max-fine-threshold", "10", "--reason", "AMNESTY", "--created-from", "yesterday"],
      ["--created-from", "yesterday"]),
     (["merge", "--from", "due", "--to", "other", "--segments", "contacts,tattoos"], ["tattoos", "contacts"]),
+    (["find-duplicates", "--user-group", "UNDERGRAD", "--user-group", "NOPE"], ["'NOPE'", "ALUMNI", "UNDERGRAD"]),
 ]
 
 
