@@ -3,7 +3,7 @@
 Every user not purged is scored against the others by a probabilistic record-linkage model (splink,
 trained without labels on the scanned library: tasks/duplicates/linkage.py). Pairs at or above the
 minimum probability are joined into clusters; each cluster becomes pairs From -> To into the one
-record to keep, chosen by the direction rules (README). A real run adds the pairs to the review queue
+record to keep, chosen by the direction rules (docs/jobs/find-duplicates.md). A real run adds the pairs to the review queue
 as proposed (pairs reviewed before are not proposed again); no user is changed. Dry run unless
 `dry_run` is false; `export_file` writes the pairs as CSV either way.
 """

@@ -10,7 +10,7 @@ migrations began. `init-db` (tasks/library/init_db.py) brings any database to th
 - a database at a revision this code does not know (made by newer code) is refused, unchanged.
 
 A developer adds a revision with `python -m tasks.db.migrate revision -m "what changes"`, which
-autogenerates it against a scratch database brought to head (README, "Schema migrations").
+autogenerates it against a scratch database brought to head (docs/developers.md).
 """
 from __future__ import annotations
 

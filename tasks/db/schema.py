@@ -2,8 +2,8 @@
 
 Tables are SQLAlchemy Core metadata so one definition serves both dialects; the jobs' statements
 live in sql/ and name these tables directly. The database itself is made and upgraded by the Alembic
-revisions in tasks/db/migrations/ (`init-db`): a change here goes with a new revision (README,
-"Schema migrations"), and tests/test_migrations.py fails until the revisions match this file.
+revisions in tasks/db/migrations/ (`init-db`): a change here goes with a new revision (docs/developers.md,
+"Adding a schema revision"), and tests/test_migrations.py fails until the revisions match this file.
 """
 from __future__ import annotations
 
@@ -371,7 +371,7 @@ job_events = Table(
 # Anonymising a fee clears fee_id on the events that named it with its user (FEE_WAIVED, ...).
 Index("ix_job_events_fee_id", job_events.c.fee_id)
 
-# What an exact undo of one merged pair needs (README, "The undo record" and "Undo a merge"): the From user
+# What an exact undo of one merged pair needs (docs/jobs/merge.md, "The undo record", and docs/jobs/unmerge.md): the From user
 # as it was (`record`: its row and every row of every part, as JSON) and which of those rows the merge
 # did not move to the To user (`kept`: row ids by kind). Personal data: `record` and `kept` are emptied
 # once the pair is unmerged, the row goes when the To user is purged, and housekeeping removes rows

@@ -3,7 +3,7 @@
 * Rejected pairs are dropped before anything else: a person said the two are different people, so
   the pair is never proposed again and does not join their clusters either.
 * Clusters are the connected components of the remaining pairs (what merging them all would join).
-* Direction (README, "Find Duplicate Users"): in each cluster one record is kept (To) and every other
+* Direction (docs/jobs/find-duplicates.md): in each cluster one record is kept (To) and every other
   one is a From merged into it. The To record is the first by these rules, in order:
   1. a user holding a role beyond Patron can only be To (Merge Users refuses such a From);
   2. INTERNAL over EXTERNAL (merging an INTERNAL From into an EXTERNAL To needs a copy-as-internal choice);

@@ -1,6 +1,6 @@
 """The delete-user policy: what remains of a user after the purge job removes them.
 
-Levels, from most kept to least (README.md, "Delete-user policy", has the exact table):
+Levels, from most kept to least (docs/delete-user-policy.md has the exact table):
 - keep-fully-reportable: the user row (names, primary id, dates, statistical fields), statistics,
   loan and request history and the fee ledger stay; contacts, identifiers, notes, blocks,
   attachments, roles and proxies go.

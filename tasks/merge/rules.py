@@ -106,7 +106,7 @@ def pair_facts(pairs: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame,
         frame[f"{side}_id"] = frame[f"{side}_id"].astype("Int64")
         frame[f"{side}_exists"] = frame[f"{side}_id"].notna()
         frame[f"{side}_protected"] = frame[f"{side}_protected"].fillna(False).astype(bool)
-        # A user whose record did not say its account type (NULL, README "The Alma format") counts as
+        # A user whose record did not say its account type (NULL, docs/alma-format.md) counts as
         # EXTERNAL: merging an INTERNAL user into it then needs the explicit copy-as-internal choice.
         frame[f"{side}_account_type"] = frame[f"{side}_account_type"].astype(object).where(
             ~(frame[f"{side}_exists"] & frame[f"{side}_account_type"].isna()), "EXTERNAL")

@@ -12,7 +12,7 @@ from tasks.reasons import (  # noqa: F401 - the rules' vocabulary
 )
 
 # HAS_CREDIT: the user holds an active CREDIT fee, money the library owes them. Purging would waive or
-# delete it, so the user is kept until the credit is refunded or closed (README, "Credits").
+# delete it, so the user is kept until the credit is refunded or closed (docs/alma-format.md, "Credits").
 
 
 def purge_cutoff(as_of: dt.date, grace_period_days: int) -> dt.date:
