@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from tasks.engine.parameters import Cli, JobParameters, named
+from tasks.engine.parameters import Cli, Form, JobParameters, named
 
 DAYS = Cli(metavar="N")
 
@@ -28,12 +28,12 @@ class AnonymizeParameters(JobParameters):
         description="CLOSED fees with no balance whose last transaction (or creation, without one) is more than "
                     "this many days before the run date are unlinked. Empty: fees are left alone.",
     )
-    libraries: Annotated[list[str], Cli("--library", metavar="CODE")] = Field(
+    libraries: Annotated[list[str], Cli("--library", metavar="CODE"), Form(codes="library")] = Field(
         default_factory=list, title="Libraries",
         description="Only rows of these libraries (codes of the library code table; repeatable): the loan's "
                     "library, the request's pickup library, the fee's owner. Empty: every library.",
     )
-    user_groups: Annotated[list[str], Cli("--user-group", metavar="CODE")] = Field(
+    user_groups: Annotated[list[str], Cli("--user-group", metavar="CODE"), Form(codes="user-group")] = Field(
         default_factory=list, title="User groups",
         description="Only rows of users in these user groups (codes of the user-group table; repeatable). "
                     "Empty: every group.",

@@ -38,7 +38,8 @@ class Form:
     `codes`: the code table whose codes the deploy step offers as a dropdown (the flow checks the codes
     against the table at run time too); `internal` codes of it that only the jobs themselves use and a
     person never picks (USER_PURGED). `words`: a flag that may also be left to the job, as a dropdown of
-    words -> True / False / None."""
+    words -> True / False / None. `lines`: a list the form takes as one text, one item a line (pairs
+    pasted from a spreadsheet), where a list of its own fields, one "Add item" at a time, would be clumsy."""
     codes: str | None = None
     internal: tuple[str, ...] = ()
     words: dict[str, Any] | None = field(default=None, hash=False)
@@ -46,6 +47,7 @@ class Form:
     # default 0 instead of a number-or-None switch. Without it an optional number keeps pydantic's shape,
     # since 0 may mean something there (0 days).
     zero_is_none: bool = False
+    lines: bool = False
 
 
 def form_of(info: FieldInfo) -> Form:
@@ -84,6 +86,17 @@ def named(field: str) -> str:
     return _NAMES.get().get(field, field)
 
 
+def names_in_use() -> dict[str, str]:
+    """The names the surface in use has set (empty when none has)."""
+    return _NAMES.get()
+
+
+def offered(field: str) -> bool:
+    """Whether the surface in use offers the parameter (the command line has no Pairs text), so that
+    a message suggests only what the person can give there."""
+    return not _NAMES.get() or field in _NAMES.get()
+
+
 _PHRASES = (("Input should be greater than or equal to", "must be at least"),
             ("Input should be greater than", "must be more than"),
             ("Input should be less than or equal to", "must be at most"),
@@ -113,6 +126,10 @@ def validation_message(exc: ValidationError, names: dict[str, str], model: type[
             info = model.model_fields.get(field) if model else None
             what = title_of(field, info).lower() if info else "values"
             message = f"unknown value; valid {what}: {', '.join(choices)}"
+        if not loc and err["type"] == "value_error":
+            # A rule over several parameters (a model validator) names them itself; its input is all of them.
+            parts.append(message)
+            continue
         parts.append(f"{where}: {message} (got {err.get('input')!r})")
     return "; ".join(parts)
 

@@ -16,17 +16,12 @@ from tasks.engine.definition import JobRun, Preview
 from tasks.engine.records import utcnow
 from tasks.engine.selection import read_chunks, restrict_params
 from tasks.errors import JobRefused
-from tasks.library.codes import require_codes
 from tasks.library.money import to_minor
 from tasks.library.policy import apply_policy, current_policy, lock_policy_shared
 from tasks.purge.parameters import PurgeParameters
 from tasks.purge.rules import decide_purge, purge_cutoff
 
 WAIVE_REASON = "USER_PURGED"
-
-
-def validate(conn: Connection, parameters: PurgeParameters) -> None:
-    require_codes(conn, "user-group", parameters.user_groups, "user group")
 
 
 def select(conn: Connection, parameters: PurgeParameters, run: JobRun,
