@@ -66,12 +66,13 @@ def code_choices(model, read_codes) -> dict[str, list[str]]:
 
 def with_form_choices(deployment, job, read_codes) -> None:
     """Patch the deployment's parameter schema (what the UI renders and the server checks a run
-    against): codes as dropdowns, and every parameter but the dates and lists listed as required (the
-    form then shows no "(Optional)" on them), with every form default in the deployment's parameters so a Quick run and
-    the schedule's runs still pass the server's check."""
+    against): codes as dropdowns, and every parameter but those a person may leave empty (dates, lists,
+    text areas) listed as required (the form then shows no "(Optional)" on
+    them), with every form default in the deployment's parameters so a Quick run and the schedule's
+    runs still pass the server's check."""
     from pydantic_core import PydanticUndefined
 
-    from tasks.engine.flow import form_signature
+    from tasks.engine.flow import form_signature, optional_in_form
 
     schema = deployment._parameter_openapi_schema
     props: dict[str, Any] = schema.properties
@@ -89,10 +90,10 @@ def with_form_choices(deployment, job, read_codes) -> None:
         if default not in (..., PydanticUndefined) and props[name].get("format") != "date":
             defaults[name] = default
     deployment.parameters = {**defaults, **(deployment.parameters or {})}
-    # Not dates (a required date must be picked on every run) nor lists: the 3.9.1 form sometimes drops
-    # an empty list's value and then refuses the run ("'user_groups' is a required property"). Both are
-    # optional in truth (empty: all, not given), and the form says so.
-    schema.required = [n for n, p in props.items() if p.get("format") != "date" and p.get("type") != "array"]
+    # Not dates (a required date must be picked on every run), nor lists or text areas: the 3.9.1 form drops an emptied field's value and then refuses the run ("'user_groups'
+    # is a required property"). They are optional in truth (empty: all, none, not given), and the form says so.
+    optional = optional_in_form(job.parameters)
+    schema.required = [n for n in props if n not in optional]
     for prop in props.values():
         if prop.get("format") == "date":  # the form's own check takes "" for a bad date; no default is empty
             prop.pop("default", None)

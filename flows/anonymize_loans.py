@@ -22,7 +22,6 @@ ANONYMIZE = JobDefinition(
     unit=Unit("user", "users"),
     key="user_id",
     label="primary_id",
-    validate=steps.validate,
     select=steps.select,
     decide=steps.decide,
     count=steps.count,

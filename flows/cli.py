@@ -143,9 +143,10 @@ def values_from_options(model: type[JobParameters], given: dict[str, Any]) -> di
 
 
 def flag_names(model: type[JobParameters]) -> dict[str, str]:
-    from tasks.engine.parameters import flag_of
+    """Each parameter the command line offers by its flag (a hidden one has none: see `offered`)."""
+    from tasks.engine.parameters import cli_of, flag_of
 
-    return {name: flag_of(name, field) for name, field in model.model_fields.items()}
+    return {name: flag_of(name, field) for name, field in model.model_fields.items() if not cli_of(field).hidden}
 
 
 def run_job_command(entry: Entry, given: dict[str, Any], as_json: bool) -> int:
@@ -172,7 +173,8 @@ def run_job_command(entry: Entry, given: dict[str, Any], as_json: bool) -> int:
     # line refuse bad input with its one-line message instead of a failed flow run.
     if server:
         server.wait_until_ready()
-    with progress_bar.terminal_progress(progress_bar.progress_wanted(json_output=as_json)):
+    with progress_bar.terminal_progress(progress_bar.progress_wanted(json_output=as_json)), \
+            naming(flag_names(model)):  # a guard's refusal names the limit by its flag
         state = flow(**parameters.model_dump(mode="json"), return_state=True)
     data = state.result(raise_on_failure=False)
     if isinstance(data, (InvalidInput, JobRefused, JobFailed)) or (

@@ -21,7 +21,6 @@ PURGE = JobDefinition(
     unit=Unit("user", "users"),
     key="user_id",
     label="primary_id",
-    validate=steps.validate,
     select=steps.select,
     decide=steps.decide,
     count=steps.count,

@@ -10,15 +10,26 @@ import pytest
 from prefect.utilities.callables import parameter_schema
 
 from deployments.build import code_choices, runner_deployments
+from flows.anonymize_loans import ANONYMIZE, anonymize_loan_history
+from flows.find_duplicates import FIND_DUPLICATES, find_duplicate_users
 from flows.merge_users import merge_users
 from flows.purge_users import purge_user_records
+from flows.unmerge_users import unmerge_users
 from flows.waive_fines import WAIVE, bulk_fine_waiving
-from tasks.engine.flow import form_values
-from tasks.engine.parameters import naming, parse
+from tasks.anonymize.parameters import AnonymizeParameters
+from tasks.engine.flow import field_titles, form_values
+from tasks.engine.parameters import COMMON_ORDER, naming, parse
 from tasks.errors import InvalidInput
-from tasks.merge.parameters import MergeParameters
+from tasks.merge.parameters import MergePair, MergeParameters
 from tasks.purge.parameters import PurgeParameters
+from tasks.unmerge.parameters import UnmergeParameters
 from tasks.waive.parameters import WaiveParameters
+
+JOB_FLOWS = (purge_user_records, bulk_fine_waiving, merge_users, anonymize_loan_history, unmerge_users,
+             find_duplicate_users)
+# What each deployed form offers from the code tables in these tests.
+TABLES = {"waive-reason": {"AMNESTY", "USER_PURGED", "ERROR"}, "fee-type": {"OVERDUEFINE"},
+          "user-group": {"STAFF", "GRAD"}, "library": {"MAIN", "WEST"}}
 
 
 def props(flow):
@@ -26,11 +37,19 @@ def props(flow):
     return dict(sorted(schema["properties"].items(), key=lambda kv: kv[1]["position"]))
 
 
-def test_no_field_offers_a_type_switch_and_amounts_are_numbers_with_a_minimum():
-    for flow in (purge_user_records, bulk_fine_waiving, merge_users):
-        for name, prop in props(flow).items():
-            assert "anyOf" not in prop and prop.get("default", "") is not None, (flow.name, name, prop)
-            assert "multipleOf" not in prop
+def deployed(flow_name: str, name: str = "ad-hoc"):
+    """A deployment of prefect.yaml as deploy.py registers it, with the codes of TABLES."""
+    deployments = {(d.flow_name, d.name): d for _, d in runner_deployments(from_source=False, read_codes=TABLES.__getitem__)}
+    return deployments[(flow_name, name)]
+
+
+@pytest.mark.parametrize("flow", JOB_FLOWS, ids=lambda f: f.name)
+def test_no_field_of_any_job_offers_a_type_switch_and_every_title_is_in_words(flow):
+    for name, prop in props(flow).items():
+        assert "anyOf" not in prop and prop.get("default", "") is not None, (flow.name, name, prop)
+        assert "multipleOf" not in prop and "$ref" not in str(prop), (flow.name, name, prop)
+        assert "_" not in prop["title"] and prop["title"][0].isupper(), (flow.name, name, prop["title"])
+    assert list(props(flow))[-len(COMMON_ORDER):] == list(COMMON_ORDER)  # the technical ones last
     waive = props(bulk_fine_waiving)
     assert waive["max_fine_threshold"] == {**waive["max_fine_threshold"], "type": "number", "minimum": 0.01}
     assert waive["created_from"]["format"] == "date" and waive["created_from"]["default"] == ""
@@ -61,6 +80,8 @@ def test_what_the_form_sends_means_what_the_model_means():
     assert (p.max_fine_threshold, p.created_from, p.comment, p.as_of) == (Decimal("20.5"), None, None, None)
     purge = parse(PurgeParameters, form_values(PurgeParameters, {"max_users": 0, "max_share": 0}))
     assert (purge.max_users, purge.max_share) == (None, None)  # 0: no limit
+    purge = parse(PurgeParameters, {"max_users": "0", "max_share": "0.0"})  # as the command line gives them
+    assert (purge.max_users, purge.max_share) == (None, None)
     assert parse(WaiveParameters, {"max_fine_threshold": 5, "waive_reason": "X", "as_of": "2026-12-20"}
                  ).as_of == dt.date(2026, 12, 20)
 
@@ -78,11 +99,9 @@ def test_bad_input_is_one_line_naming_the_field_by_its_title(sent, says):
 
 
 def test_the_deploy_step_offers_the_code_tables_without_internal_codes_and_no_optional_labels():
-    tables = {"waive-reason": {"AMNESTY", "USER_PURGED", "ERROR"}, "fee-type": {"OVERDUEFINE"},
-              "user-group": {"STAFF", "GRAD"}}
-    assert code_choices(WAIVE.parameters, tables.__getitem__) == {
+    assert code_choices(WAIVE.parameters, TABLES.__getitem__) == {
         "user_groups": ["GRAD", "STAFF"], "fine_types": ["OVERDUEFINE"], "waive_reason": ["AMNESTY", "ERROR"]}
-    deployments = {(d.flow_name, d.name): d for _, d in runner_deployments(from_source=False, read_codes=tables.__getitem__)}
+    deployments = {(d.flow_name, d.name): d for _, d in runner_deployments(from_source=False, read_codes=TABLES.__getitem__)}
     waive = deployments[("bulk-fine-waiving", "ad-hoc")]
     schema = waive._parameter_openapi_schema
     assert schema.properties["waive_reason"]["enum"] == ["AMNESTY", "ERROR"]
@@ -106,3 +125,85 @@ def test_codes_are_checked_against_the_table_naming_the_field_and_the_valid_code
         check_codes(conn, parameters)
     assert str(caught.value) == ("Waive reason: unknown waive reason 'BIRTHDAY'; "
                                  "valid codes: AMNESTY, ERROR, GOODWILL, UNCOLLECTABLE")
+
+
+def test_the_anonymise_form_shows_its_day_limits_as_numbers_where_0_leaves_a_kind_alone_and_offers_codes():
+    form = props(anonymize_loan_history)
+    assert list(form)[:6] == ["loan_days", "request_days", "fee_days", "libraries", "user_groups", "keep_last"]
+    for name in ("loan_days", "request_days", "fee_days"):
+        assert form[name] == {**form[name], "type": "integer", "minimum": 0, "default": 0}
+        assert "0 or empty:" in form[name]["description"]
+    assert form["loan_days"]["title"] == "Loans older than (days)"
+    assert code_choices(ANONYMIZE.parameters, TABLES.__getitem__) == {
+        "libraries": ["MAIN", "WEST"], "user_groups": ["GRAD", "STAFF"]}
+    nightly = deployed("anonymize-loan-history", "nightly")
+    schema = nightly._parameter_openapi_schema
+    assert schema.properties["libraries"]["items"]["enum"] == ["MAIN", "WEST"]
+    assert schema.properties["user_groups"]["items"]["enum"] == ["GRAD", "STAFF"]
+    assert {"libraries", "user_groups"}.isdisjoint(schema.required)
+    assert {"loan_days", "fee_days", "keep_last"} <= set(schema.required)  # always a number, no "(Optional)"
+    assert (nightly.parameters["loan_days"], nightly.parameters["request_days"], nightly.parameters["keep_last"]) == (
+        365, 365, 5)  # the nightly's own values; a form default never overrides them
+
+
+def test_an_anonymise_day_limit_of_0_leaves_that_kind_alone_and_all_three_0_is_refused_by_title():
+    sent = {"loan_days": 30, "request_days": 0, "fee_days": 0, "libraries": ["MAIN"]}
+    p = parse(AnonymizeParameters, form_values(AnonymizeParameters, sent))
+    assert (p.loan_days, p.request_days, p.fee_days) == (30, None, None)
+    with naming(field_titles(AnonymizeParameters)), pytest.raises(InvalidInput) as caught:
+        parse(AnonymizeParameters, form_values(AnonymizeParameters, {"loan_days": 0, "request_days": 0, "fee_days": 0}))
+    assert str(caught.value) == ("give at least one of Loans older than (days), Requests older than (days), "
+                                 "Fees older than (days) (more than 0 days)")
+
+
+def test_the_merge_form_takes_its_pairs_as_lines_of_a_text_area():
+    form = props(merge_users)
+    assert list(form)[:6] == ["from_user", "to_user", "pairs", "pairs_file", "merge_round", "from_queue"]
+    assert form["pairs"] == {**form["pairs"], "type": "string", "default": ""}
+    sent = {"pairs": "dup-1,keep-1\n\n  dup-2 , keep-2 ,internal\ndup-3\tkeep-3\tExternal\n"}
+    p = parse(MergeParameters, form_values(MergeParameters, sent))
+    assert p.all_pairs() == [("dup-1", "keep-1", None), ("dup-2", "keep-2", True), ("dup-3", "keep-3", False)]
+    # The API may still send the pairs as objects.
+    assert parse(MergeParameters, {"pairs": [{"from_user": "a", "to_user": "b"}]}).pairs == [
+        MergePair(from_user="a", to_user="b")]
+    schema = deployed("merge-users")._parameter_openapi_schema
+    assert "pairs" not in schema.required and schema.properties["pairs"]["type"] == "string"
+
+
+@pytest.mark.parametrize("line, says", [
+    ("dup-1", "Pairs: a pair is a line FROM,TO (the primary ids of the duplicate and of the record to keep), "
+              "optionally ,internal or ,external (got 'dup-1')"),
+    ("dup-1,", "Pairs: a pair is a line FROM,TO"),
+    ("a,b,c,d", "Pairs: a pair is a line FROM,TO"),
+    ("a,b,perhaps", "Pairs: the third value (copy as internal) must be internal or external, true or false "
+                    "(or empty) (got 'a,b,perhaps')"),
+])
+def test_a_bad_line_of_the_merge_pairs_is_one_line_naming_the_field_and_the_line(line, says):
+    with naming(field_titles(MergeParameters)), pytest.raises(InvalidInput) as caught:
+        parse(MergeParameters, form_values(MergeParameters, {"pairs": f"ok-1,ok-2\n{line}"}))
+    assert str(caught.value).startswith(says) and "\n" not in str(caught.value)
+
+
+def test_the_unmerge_and_find_duplicates_forms():
+    unmerge = props(unmerge_users)
+    assert list(unmerge)[:2] == ["merge_run_id", "from_users"]
+    assert unmerge["from_users"]["type"] == "string" and unmerge["from_users"]["title"] == "Only these pairs (From users)"
+    p = parse(UnmergeParameters, form_values(UnmergeParameters, {"merge_run_id": "r1", "from_users": "dup-1\n dup-2 \n"}))
+    assert p.from_users == ["dup-1", "dup-2"]
+    assert parse(UnmergeParameters, form_values(UnmergeParameters, {"merge_run_id": "r1", "from_users": ""})).from_users == []
+    assert "merge_run_id" in deployed("unmerge-users")._parameter_openapi_schema.required
+
+    duplicates = props(find_duplicate_users)
+    assert duplicates["min_probability"] == {**duplicates["min_probability"], "type": "number", "minimum": 0, "maximum": 1}
+    assert code_choices(FIND_DUPLICATES.parameters, TABLES.__getitem__) == {"user_groups": ["GRAD", "STAFF"]}
+    assert deployed("find-duplicate-users")._parameter_openapi_schema.properties["user_groups"]["items"]["enum"] == [
+        "GRAD", "STAFF"]
+
+
+def test_the_report_says_what_an_unset_number_means():
+    from flows.purge_users import PURGE
+    from tasks.engine.report import parameters_in_words
+
+    assert ("Requests older than (days)", "left alone") in parameters_in_words(
+        ANONYMIZE, {"loan_days": 30, "request_days": None})
+    assert ("Most users per run", "no limit") in parameters_in_words(PURGE, {"max_users": None})

@@ -52,7 +52,7 @@ def test_a_dry_run_promises_what_the_real_run_would_do_and_names_who():
 
 def test_a_refused_run_says_why_first_and_names_nobody_as_affected():
     run, preview = purge_run(False), purge_preview()
-    result = outcomes.stopped(Kind.REFUSED, PURGE, preview, "this run would purge 2 users, more than max_users=1")
+    result = outcomes.stopped(Kind.REFUSED, PURGE, preview, "this run would purge 2 users, more than Most users per run (1) allows")
     summary = outcomes.summary(PURGE, run, result)
     assert summary["purged"] == 0 and summary["amount_waived"] == "0.00"
     assert (result.status, result.kind.state_name, result.kind.state_type, result.kind.exit_code) == (

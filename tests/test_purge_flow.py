@@ -15,6 +15,7 @@ from tasks.db.schema import (fee_transactions, fees, job_events, job_runs, loans
                           user_attachments, user_blocks, user_emails, user_identifiers, user_notes, user_phones,
                           user_proxies, user_roles, user_statistics, users)
 from tests.builders import add_fee, add_user, ledger_errors
+from tests.runs import run_flow
 
 AS_OF = dt.date(2026, 12, 20)
 LONG_AGO = dt.date(2026, 1, 15)
@@ -192,15 +193,20 @@ def test_blast_radius_guard_refuses_before_changing_anything(engine, cli):
 
     code, out, err = cli("purge", "--as-of", "2026-12-20", "--max-users", "3", "--confirm")
     assert code == 1
-    assert "would purge 4 users" in err and "max_users=3" in err and "nothing was changed" in err
+    # The limit by its name on the command line, never the internal field name (max_users).
+    assert "would purge 4 users, more than --max-users (3) allows; nothing was changed" in err
     code, out, err = cli("purge", "--as-of", "2026-12-20", "--max-share", "0.49", "--confirm")
     assert code == 1
-    assert "would purge 4 of 8 users (50.0%)" in err and "max_share=0.49" in err
+    assert "would purge 4 of 8 users (50.0%), more than --max-share (0.49) allows" in err
+    # From the form (the flow run as a worker runs it), by the field's title.
+    state, _ = run_flow(purge_user_records, as_of="2026-12-20", max_users=3, dry_run=False)
+    assert (state.name, state.message.split(";")[0]) == (
+        "Refused", "this run would purge 4 users, more than Most users per run (3) allows")
     assert library_snapshot(engine) == before
     with engine.connect() as conn:
         statuses = conn.execute(select(job_runs.c.status, job_runs.c.report)).all()
-    assert [s.status for s in statuses] == ["REFUSED", "REFUSED"]
-    assert all("max_" in s.report for s in statuses)
+    assert [s.status for s in statuses] == ["REFUSED", "REFUSED", "REFUSED"]
+    assert "max_" not in "".join(s.report for s in statuses)
 
     # Exactly at both limits is allowed.
     code, out, err = cli("purge", "--as-of", "2026-12-20", "--max-users", "4", "--max-share", "0.5", "--confirm",

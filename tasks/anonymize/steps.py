@@ -1,5 +1,5 @@
-"""Anonymise loan history in the database: select the candidate rows, lock and unlink a batch, and the
-code checks. The rules that decide which rows are unlinked are in tasks/anonymize/rules.py.
+"""Anonymise loan history in the database: select the candidate rows, lock and unlink a batch (the
+library and user-group codes are checked by the engine, as the form offers them). The rules that decide which rows are unlinked are in tasks/anonymize/rules.py.
 
 The units are users: a batch takes all in-scope rows of its users, locks them, re-reads and re-decides
 them, and unlinks the rows of the users whose facts did not change since selection, in one transaction.
@@ -22,7 +22,6 @@ from tasks.db.undo_record import forget_rows
 from tasks.engine.definition import JobRun
 from tasks.engine.records import utcnow
 from tasks.engine.selection import read_chunks, restrict_params
-from tasks.library.codes import require_codes
 
 EVENT = "HISTORY_ANONYMIZED"
 # Row ids per statement: well under SQLite's bound-variable limit, whatever the batch size.
@@ -31,11 +30,6 @@ ROWS_PER_STATEMENT = 10_000
 # protected or moved out of the groups) is left alone this time: CHANGED_SINCE_SELECTION.
 FINGERPRINT = ("kind", "row_id", "facts")
 _TABLES = {LOAN: loans, REQUEST: requests, FEE: fees}
-
-
-def validate(conn: Connection, parameters: AnonymizeParameters) -> None:
-    require_codes(conn, "library", parameters.libraries, "library")
-    require_codes(conn, "user-group", parameters.user_groups, "user group")
 
 
 def _cutoff_params(parameters: AnonymizeParameters, run: JobRun) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 
 from tasks.duplicates.linkage import DEFAULT_MIN_PROBABILITY
-from tasks.engine.parameters import Cli, JobParameters
+from tasks.engine.parameters import Cli, Form, JobParameters
 
 
 class DuplicatesParameters(JobParameters):
@@ -19,7 +19,7 @@ class DuplicatesParameters(JobParameters):
                     f"{DEFAULT_MIN_PROBABILITY} keeps precision about 0.99 on the project's noisy libraries "
                     "(BENCHMARKS.md); 0.9 finds a little more and joins more different people.",
     )
-    user_groups: Annotated[list[str], Cli("--user-group", metavar="CODE")] = Field(
+    user_groups: Annotated[list[str], Cli("--user-group", metavar="CODE"), Form(codes="user-group")] = Field(
         default_factory=list, title="User groups",
         description="Scan only users in these user groups (codes of the user-group table; repeatable). "
                     "Empty: every user not purged.",

@@ -24,10 +24,10 @@ from tasks.duplicates.linkage import find_duplicate_pairs
 from tasks.duplicates.parameters import DuplicatesParameters
 from tasks.duplicates.rules import FACT_COLUMNS, decide_proposals, drop_rejected, propose
 from tasks.engine.definition import JobRun
+from tasks.engine.parameters import named
 from tasks.engine.report import table
 from tasks.engine.selection import read_chunks
 from tasks.errors import InvalidInput
-from tasks.library.codes import require_codes
 from tasks.library.review_queue import EXPORT_COLUMNS, add_proposed, known_pairs, statuses_of
 from tasks.reasons import REJECTED_BEFORE
 
@@ -48,11 +48,11 @@ _SCANS: dict[str, Scan] = {}
 
 
 def validate(conn: Connection, parameters: DuplicatesParameters) -> None:
-    require_codes(conn, "user-group", parameters.user_groups, "user group")
+    """The export file's folder exists where the flow runs (the user groups: the engine's code check)."""
     if parameters.export_file:
         folder = Path(parameters.export_file).expanduser().resolve().parent
         if not folder.is_dir():
-            raise InvalidInput(f"export file {parameters.export_file!r}: no such folder {str(folder)!r}")
+            raise InvalidInput(f"{named('export_file')} {parameters.export_file!r}: no such folder {str(folder)!r}")
 
 
 def read_facts(conn: Connection, user_ids: Sequence[int]) -> pd.DataFrame:

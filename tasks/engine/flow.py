@@ -25,7 +25,8 @@ from pydantic_core import PydanticUndefined
 
 from tasks.engine.definition import JobDefinition
 from tasks.engine.outcome import Kind
-from tasks.engine.parameters import form_of, form_order, naming, parse, run_date_and_time, title_of
+from tasks.engine.parameters import (Form, form_of, form_order, names_in_use, naming, parse, run_date_and_time,
+                                     title_of)
 from tasks.engine.runner import JobResult, run_job
 from tasks.errors import InvalidInput, JobFailed, JobRefused, JobStopped, RunNotApproved
 
@@ -83,13 +84,18 @@ def form_schema(name: str, field: FieldInfo) -> tuple[dict[str, Any] | None, Any
     """The field's JSON schema and default in the shapes the run form renders well (FINDINGS of the UI
     research): an amount is a number with its minimum (never `multipleOf`, which the server's check
     gets wrong for 0.07; the model checks the two decimals), a date a date picker ("" = not given), a
-    fixed choice a dropdown, a list of choices a multi-select, a flag a switch, and no `None` anywhere
-    (no type switches): an optional value's form default says the same as None ("", 0 = no limit)."""
+    fixed choice a dropdown, a list of choices a multi-select, a flag a switch, a list of lines
+    (`Form(lines=True)`) a text area, and no `None` anywhere (no type switches): an optional value's
+    form default says the same as None ("", 0 = no limit)."""
     annotation, optional = _optional(field.annotation)
     default = field.get_default(call_default_factory=True)
     if default is PydanticUndefined:
         default = ...
     given = default is not ... and default is not None
+    if form_of(field).lines:
+        if typing.get_origin(annotation) is not list:
+            raise TypeError(f"{name}: Form(lines=True) is for a list")
+        return {"type": "string"}, "\n".join(str(v) for v in default or [])
     if annotation is Decimal:
         schema: dict[str, Any] = {"type": "number", **_bounds(field, NUMBER_BOUNDS)}
         places = next((m.decimal_places for m in field.metadata if getattr(m, "decimal_places", None)), None)
@@ -122,9 +128,9 @@ def form_schema(name: str, field: FieldInfo) -> tuple[dict[str, Any] | None, Any
     elif annotation in (int, float):
         schema = {"type": "integer" if annotation is int else "number", **_bounds(field, NUMBER_BOUNDS)}
         if default is None:
-            if not form_of(field).zero_is_none:  # 0 may mean something (0 days): keep pydantic's shape
-                return None, default
-            schema.pop("exclusiveMinimum", None)  # an optional limit: 0 means no limit
+            if not form_of(field).zero_is:
+                raise TypeError(f"{name}: an optional number needs what 0 means for the form (Form(zero_is=...))")
+            schema.pop("exclusiveMinimum", None)  # 0 says what None does
             schema["minimum"] = 0
             default = 0
     else:
@@ -133,17 +139,32 @@ def form_schema(name: str, field: FieldInfo) -> tuple[dict[str, Any] | None, Any
 
 
 def form_values(model, values: dict[str, Any]) -> dict[str, Any]:
-    """What the form sent, as the model takes it: "" (an empty text or date) is the model's "not given"."""
+    """What the form sent, as the model takes it: "" (an empty text or date) is the model's "not given";
+    a text area of lines is the list of its non-blank lines."""
     cleaned = {}
     for name, value in values.items():
         field = model.model_fields.get(name)
         if field is not None and value == "" and field.get_default(call_default_factory=True) is None:
             continue
-        words = form_of(field).words if field is not None else None
-        if words and isinstance(value, str) and value in words:
-            value = words[value]
+        form = form_of(field) if field is not None else Form()
+        if form.words and isinstance(value, str) and value in form.words:
+            value = form.words[value]
+        if form.lines and isinstance(value, str):
+            value = [line.strip() for line in value.splitlines() if line.strip()]
         cleaned[name] = value
     return cleaned
+
+
+def optional_in_form(model) -> set[str]:
+    """The fields a person may leave empty in the form (shown "(Optional)"): dates, lists and text areas
+    of lines. The 3.9.1 form sends nothing for an emptied field, which a required one refuses
+    ("'user_groups' is a required property"); every other field always holds a value."""
+    optional = set()
+    for name, field in model.model_fields.items():
+        schema = form_schema(name, field)[0] or {}
+        if form_of(field).lines or schema.get("format") == "date" or schema.get("type") == "array":
+            optional.add(name)
+    return optional
 
 
 def field_titles(model) -> dict[str, str]:
@@ -230,7 +251,8 @@ def job_flow(job: JobDefinition) -> Flow:
         # Arguments the caller left out arrive as the signature's FieldInfo defaults: the model fills them.
         given = {k: v for k, v in values.items() if not isinstance(v, FieldInfo)}
         try:
-            with naming(titles):
+            # By their titles, unless the command line that called the flow named them by its flags.
+            with naming(names_in_use() or titles):
                 result = run_job(job, parse(job.parameters, form_values(job.parameters, given)))
         except InvalidInput as exc:
             return stopped_before_run(Kind.INVALID, str(exc))

@@ -3,6 +3,7 @@ documentation, the command line's flags and the Prefect UI form."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 import contextlib
 import os
 import re
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 
 from tasks.errors import InvalidInput
@@ -38,14 +39,18 @@ class Form:
     `codes`: the code table whose codes the deploy step offers as a dropdown (the flow checks the codes
     against the table at run time too); `internal` codes of it that only the jobs themselves use and a
     person never picks (USER_PURGED). `words`: a flag that may also be left to the job, as a dropdown of
-    words -> True / False / None."""
+    words -> True / False / None. `lines`: a list the form takes as one text, one item a line (pairs
+    pasted from a spreadsheet), where a list of its own fields, one "Add item" at a time, would be clumsy."""
     codes: str | None = None
     internal: tuple[str, ...] = ()
     words: dict[str, Any] | None = field(default=None, hash=False)
-    # An optional limit the model reads as None when 0 comes (`max_users`): the form shows a number with
-    # default 0 instead of a number-or-None switch. Without it an optional number keeps pydantic's shape,
-    # since 0 may mean something there (0 days).
-    zero_is_none: bool = False
+    # An optional number that 0 also leaves unset, and what that means in words ("no limit", "left
+    # alone"): the form shows a number with default 0 instead of a number-or-None switch, the model reads
+    # 0 as None (JobParameters), the report says the words. An optional number needs it: Prefect puts a
+    # deployment's parameters under a run's, so a field the form leaves empty would take the
+    # deployment's value, not None.
+    zero_is: str | None = None
+    lines: bool = False
 
 
 def form_of(info: FieldInfo) -> Form:
@@ -84,6 +89,17 @@ def named(field: str) -> str:
     return _NAMES.get().get(field, field)
 
 
+def names_in_use() -> dict[str, str]:
+    """The names the surface in use has set (empty when none has)."""
+    return _NAMES.get()
+
+
+def offered(field: str) -> bool:
+    """Whether the surface in use offers the parameter (the command line has no Pairs text), so that
+    a message suggests only what the person can give there."""
+    return not _NAMES.get() or field in _NAMES.get()
+
+
 _PHRASES = (("Input should be greater than or equal to", "must be at least"),
             ("Input should be greater than", "must be more than"),
             ("Input should be less than or equal to", "must be at most"),
@@ -113,6 +129,10 @@ def validation_message(exc: ValidationError, names: dict[str, str], model: type[
             info = model.model_fields.get(field) if model else None
             what = title_of(field, info).lower() if info else "values"
             message = f"unknown value; valid {what}: {', '.join(choices)}"
+        if not loc and err["type"] == "value_error":
+            # A rule over several parameters (a model validator) names them itself; its input is all of them.
+            parts.append(message)
+            continue
         parts.append(f"{where}: {message} (got {err.get('input')!r})")
     return "; ".join(parts)
 
@@ -147,8 +167,24 @@ def check_codes(conn, parameters: "JobParameters") -> None:
         raise InvalidInput("; ".join(problems))
 
 
+def _is_zero(value: Any) -> bool:
+    if isinstance(value, str):  # the command line's text
+        value = value.strip()
+        return bool(re.fullmatch(r"0+(\.0*)?", value))
+    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool) and value == 0
+
+
 class JobParameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _zero_is_unset(cls, values: Any) -> Any:
+        """0 in a `Form(zero_is=...)` number is None (before the bounds: a round is at least 1)."""
+        if isinstance(values, dict):
+            zeros = [n for n, f in cls.model_fields.items() if form_of(f).zero_is and _is_zero(values.get(n))]
+            values = {**values, **dict.fromkeys(zeros)}
+        return values
 
     dry_run: Annotated[bool, Cli("--confirm", sets=False, help="Really change the database. Without it the run "
                                  "is a dry run: it computes and reports exactly what it would do, and changes nothing.")] = Field(

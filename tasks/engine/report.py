@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
 
 from tasks.db.engine import mask_url
-from tasks.engine.parameters import form_order, title_of
+from tasks.engine.parameters import form_of, form_order, title_of
 from tasks.library.money import money
 from tasks.engine.definition import JobDefinition, JobRun, Preview
 from tasks.engine.outcome import Kind, RunOutcome, summary_of
@@ -111,8 +111,8 @@ def parameters_in_words(job: JobDefinition, parameters: dict[str, Any]) -> list[
         field = model.model_fields.get(name)
         value = parameters[name]
         annotation = str(field.annotation) if field is not None else ""
-        if value is None and ("int" in annotation or "float" in annotation):  # max_users, max_share
-            shown = "no limit"
+        if value is None and field is not None and form_of(field).zero_is:  # max_users: "no limit"
+            shown = form_of(field).zero_is
         else:
             shown = value_in_words(value, amount="Decimal" in annotation)
         rows.append((title_of(name, field) if field is not None else name, shown))

@@ -1,11 +1,10 @@
 """The administrator's code tables (user groups, fee types, waive reasons, ...).
 
-All tables share one database table keyed by (code_table, code). Jobs validate their code
-parameters here, so every "unknown code" message lists the valid ones the same way.
+All tables share one database table keyed by (code_table, code). A job's code parameters name their
+table (`Form(codes=...)`); the engine checks them against it (tasks/engine/parameters.py, check_codes),
+so every "unknown code" message lists the valid ones the same way.
 """
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 from sqlalchemy import Connection, delete, select
 
@@ -112,14 +111,3 @@ def ensure_codes(conn: Connection, table: str, found: dict[str, str | None]) -> 
     ]
     if rows:
         conn.execute(insert_or_ignore(conn, codes), rows)
-
-
-def require_codes(conn: Connection, table: str, given: Iterable[str], parameter: str) -> None:
-    """Raise InvalidInput naming every unknown value and listing the valid codes."""
-    valid = code_values(conn, table)
-    unknown = [code for code in given if code not in valid]
-    if unknown:
-        raise InvalidInput(
-            f"unknown {parameter} {', '.join(repr(c) for c in unknown)}; "
-            f"valid {table} codes: {', '.join(sorted(valid)) or '(none)'}"
-        )

@@ -10,10 +10,9 @@ from pathlib import Path
 from tasks.engine.parameters import named
 from tasks.errors import InvalidInput
 from tasks.library.review_queue import EXPORT_COLUMNS
-from tasks.merge.parameters import MergePair
+from tasks.merge.parameters import MergePair, copy_as_internal_word
 
 CSV_COLUMNS = ("from_user", "to_user", "copy_as_internal")
-TRUE_WORDS, FALSE_WORDS = {"true", "yes", "y", "1"}, {"false", "no", "n", "0"}
 
 
 ROUND_COLUMN = "merge_round"
@@ -62,12 +61,11 @@ def _csv_pair(path: str, line: int, row: dict[str, str | None]) -> MergePair:
     for column in CSV_COLUMNS[:2]:
         if not values.get(column):
             raise InvalidInput(f"{where}: {column} is empty")
-    flag = values.get("copy_as_internal", "").lower()
-    if flag and flag not in TRUE_WORDS | FALSE_WORDS:
-        raise InvalidInput(f"{where}: copy_as_internal must be true or false (or empty), "
-                           f"got {values['copy_as_internal']!r}")
-    return MergePair(from_user=values["from_user"], to_user=values["to_user"],
-                     copy_as_internal=None if not flag else flag in TRUE_WORDS)
+    try:
+        copy = copy_as_internal_word(values.get("copy_as_internal", ""))
+    except ValueError as exc:
+        raise InvalidInput(f"{where}: copy_as_internal {exc}, got {values['copy_as_internal']!r}") from None
+    return MergePair(from_user=values["from_user"], to_user=values["to_user"], copy_as_internal=copy)
 
 
 def _round(path: str, line: int, row: dict[str, str | None]) -> int:

@@ -14,7 +14,7 @@ from tasks.db.engine import get_engine, read_connection
 from tasks.db.row_locks import lock_users
 from tasks.db.sql import sql_for
 from tasks.engine.definition import JobRun
-from tasks.engine.parameters import named
+from tasks.engine.parameters import named, offered
 from tasks.engine.records import record_events
 from tasks.engine.report import table
 from tasks.engine.selection import read_chunks
@@ -49,7 +49,8 @@ def prepare(parameters: MergeParameters) -> MergeParameters:
     if parameters.from_queue:
         parameters._file_pairs = _accepted_queue_pairs(parameters, single)
     if not parameters.all_pairs():
-        raise InvalidInput(f"no pairs to merge: give {from_} and {to}, or {named('pairs_file')}")
+        sources = [f"{from_} and {to}", *(named(f) for f in ("pairs", "pairs_file", "from_queue") if offered(f))]
+        raise InvalidInput(f"no pairs to merge: give {', '.join(sources[:-1])} or {sources[-1]}")
     if single is not None:
         _check_single_pair(single.from_user, single.to_user)
     return parameters

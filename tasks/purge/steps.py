@@ -13,20 +13,16 @@ from tasks.db.engine import get_engine, read_connection
 from tasks.db.row_locks import lock_users
 from tasks.db.sql import sql_for
 from tasks.engine.definition import JobRun, Preview
+from tasks.engine.parameters import named
 from tasks.engine.records import utcnow
 from tasks.engine.selection import read_chunks, restrict_params
 from tasks.errors import JobRefused
-from tasks.library.codes import require_codes
 from tasks.library.money import to_minor
 from tasks.library.policy import apply_policy, current_policy, lock_policy_shared
 from tasks.purge.parameters import PurgeParameters
 from tasks.purge.rules import decide_purge, purge_cutoff
 
 WAIVE_REASON = "USER_PURGED"
-
-
-def validate(conn: Connection, parameters: PurgeParameters) -> None:
-    require_codes(conn, "user-group", parameters.user_groups, "user group")
 
 
 def select(conn: Connection, parameters: PurgeParameters, run: JobRun,
@@ -99,14 +95,15 @@ def blast_radius_guard(run: JobRun, preview: Preview, parameters: PurgeParameter
     """Refuse a run that would purge more users than the limits allow, before anything changes."""
     would_purge = preview.eligible_units
     if parameters.max_users is not None and would_purge > parameters.max_users:
-        raise JobRefused(f"this run would purge {would_purge:,} users, more than max_users={parameters.max_users:,}; "
-                         "nothing was changed. Check the parameters, or raise the limit if this is intended.")
+        raise JobRefused(f"this run would purge {would_purge:,} users, more than {named('max_users')} "
+                         f"({parameters.max_users:,}) allows; nothing was changed. Check the parameters, or "
+                         "raise the limit if this is intended.")
     if parameters.max_share is None or would_purge == 0:
         return
     with read_connection(get_engine(run.database_url)) as conn:
         live = conn.execute(sql_for(conn, "common/count_live_users")).scalar() or 0
-    # Divide rather than multiply: 29 of 100 users is exactly max_share=0.29, not above it.
+    # Divide rather than multiply: 29 of 100 users is exactly a share of 0.29, not above it.
     if would_purge / live > parameters.max_share:
         raise JobRefused(f"this run would purge {would_purge:,} of {live:,} users ({would_purge / live:.1%}), "
-                         f"more than max_share={parameters.max_share:g}; nothing was changed. "
-                         "Check the parameters, or raise the limit if this is intended.")
+                         f"more than {named('max_share')} ({parameters.max_share:g}) allows; nothing was "
+                         "changed. Check the parameters, or raise the limit if this is intended.")

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
-from tasks.engine.parameters import Cli, JobParameters
+from tasks.engine.parameters import Cli, Form, JobParameters
 
 
 class UnmergeParameters(JobParameters):
@@ -15,9 +15,12 @@ class UnmergeParameters(JobParameters):
         min_length=1, title="Merge run",
         description="The run id of a real Merge Users run (`history --job merge-users` lists them).",
     )
-    from_users: Annotated[list[str], Cli("--pair", metavar="FROM_PRIMARY_ID")] = Field(
-        default_factory=list, title="Pairs",
-        description="Undo only the pairs whose From user had these primary ids (repeatable). "
+    from_users: Annotated[list[str], Cli("--pair", metavar="FROM_PRIMARY_ID",
+                                         help="Undo only the pairs whose From user had these primary ids "
+                                              "(repeatable). Default: every pair of the run."),
+                          Form(lines=True)] = Field(
+        default_factory=list, title="Only these pairs (From users)",
+        description="Undo only the pairs whose From user had these primary ids, one a line. "
                     "Empty: every pair of the run.",
     )
 

@@ -18,7 +18,6 @@ from tasks.db.sql import sql_for
 from tasks.engine.definition import JobRun
 from tasks.engine.records import utcnow
 from tasks.engine.selection import read_chunks, restrict_params
-from tasks.library.codes import require_codes
 from tasks.library.money import format_amount, to_minor
 from tasks.reasons import CHANGED_SINCE_SELECTION
 from tasks.waive.parameters import WaiveParameters
@@ -42,12 +41,6 @@ def fee_waived_events():
 
 
 FEE_WAIVED_EVENTS = fee_waived_events()
-
-
-def validate(conn: Connection, parameters: WaiveParameters) -> None:
-    require_codes(conn, "waive-reason", [parameters.waive_reason], "waive reason")
-    require_codes(conn, "fee-type", parameters.fine_types, "fine type")
-    require_codes(conn, "user-group", parameters.user_groups, "user group")
 
 
 def select(conn: Connection, parameters: WaiveParameters, run: JobRun,

@@ -328,3 +328,50 @@ def test_a_real_run_is_approved_through_the_resume_form_and_ends_completed(libra
     page.wait_for_load_state("networkidle")
     snap(page, "waive-runs", docs=True)
     assert_no_engine_traceback(library)
+
+
+# The merge form: the ways to give pairs first (one pair, a text area of lines, a file, the review queue).
+MERGE_FIELDS = ["From user", "To user", "Pairs (Optional)", "Pairs file", "Round", "From the review queue",
+                "Segments (Optional)", "Copy as internal", "Run date (Optional)", "Dry run", "Require approval",
+                "Batch size", "Approval timeout (seconds)"]
+ANONYMIZE_FIELDS = ["Loans older than (days)", "Requests older than (days)", "Fees older than (days)",
+                    "Libraries (Optional)", "User groups (Optional)", "Loans kept per user", "Run date (Optional)",
+                    "Dry run", "Require approval", "Batch size", "Approval timeout (seconds)"]
+
+
+def open_run_form(pg, library, name: str) -> dict:
+    deployment = api(library.api, f"/deployments/name/{name}")
+    log_in(pg, f"{library.ui}/v2/deployments/deployment/{deployment['id']}/run")
+    pg.get_by_text("Batch size", exact=True).wait_for()
+    pg.wait_for_load_state("networkidle")
+    pg.wait_for_function("() => [...document.querySelectorAll('input')].some(i => i.value === '5000')")
+    time.sleep(1)
+    return deployment
+
+
+def test_the_merge_form_takes_pairs_as_lines_pasted_into_one_text_area(library, page):
+    deployment = open_run_form(page, library, "merge-users/ad-hoc")
+    labels = [t.strip() for t in page.locator("label[data-slot=label]").all_inner_texts()]
+    assert [t for t in labels if t in MERGE_FIELDS] == MERGE_FIELDS, labels
+    pairs = page.get_by_label("Pairs (Optional)")
+    assert pairs.evaluate("e => e.tagName") == "TEXTAREA"
+    pairs.fill("bo,ada\nbig\tcy\n")  # a typed line and a line pasted from a spreadsheet
+    snap(page, "merge-form")
+    page.get_by_role("button", name="Submit").click()
+    page.wait_for_url("**tab=Runs**")
+    runs = api(library.api, "/flow_runs/filter", {"deployments": {"id": {"any_": [deployment["id"]]}}})
+    run = final_state_of(library, runs[0]["id"])
+    assert (run["state"]["type"], run["state"]["name"]) == ("COMPLETED", "Dry run"), run["state"]
+    assert run["state"]["message"].startswith("2 pairs would be done"), run["state"]
+
+
+def test_the_anonymise_form_shows_day_limits_as_numbers_and_libraries_as_a_dropdown(library, page):
+    open_run_form(page, library, "anonymize-loan-history/nightly")
+    labels = [t.strip() for t in page.locator("label[data-slot=label]").all_inner_texts()]
+    assert [t for t in labels if t in ANONYMIZE_FIELDS] == ANONYMIZE_FIELDS, labels
+    loans = page.get_by_label("Loans older than (days)")
+    assert (loans.get_attribute("type"), loans.get_attribute("min"), loans.input_value()) == ("number", "0", "365")
+    page.get_by_role("button", name="Select Libraries").click()
+    assert [o.strip() for o in page.get_by_role("option").all_inner_texts()] == ["MAIN"]
+    page.keyboard.press("Escape")
+    snap(page, "anonymize-form")

@@ -190,7 +190,7 @@ def test_an_ad_hoc_merge_waits_for_approval_given_through_the_api_then_runs(depl
 
     flow_run = run_deployment(client, "merge-users/ad-hoc", {
         "dry_run": False, "require_approval": True, "approval_timeout_seconds": 120,
-        "pairs": [{"from_user": "dup", "to_user": "keep"}]})
+        "pairs": "dup,keep"})  # the form's text area: one pair a line
     paused = wait_for_state(deployed, client, flow_run.id, lambda s: s.is_paused(), "the merge to pause")
     assert "merge-users" in paused.tags and user_ids(deployed.engine, "dup", "keep") == ["dup", "keep"]
     assert job_run_of(deployed.engine, flow_run.id)["status"] == "AWAITING_APPROVAL"
