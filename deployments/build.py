@@ -67,9 +67,10 @@ def code_choices(model, read_codes) -> dict[str, list[str]]:
 def with_form_choices(deployment, job, read_codes) -> None:
     """Patch the deployment's parameter schema (what the UI renders and the server checks a run
     against): codes as dropdowns, and every parameter but those a person may leave empty (dates, lists,
-    text areas) listed as required (the form then shows no "(Optional)" on
+    text areas, numbers that start empty) listed as required (the form then shows no "(Optional)" on
     them), with every form default in the deployment's parameters so a Quick run and the schedule's
     runs still pass the server's check."""
+    from pydantic import MISSING
     from pydantic_core import PydanticUndefined
 
     from tasks.engine.flow import form_signature, optional_in_form
@@ -87,10 +88,11 @@ def with_form_choices(deployment, job, read_codes) -> None:
     defaults = {}
     for name, parameter in form_signature(job.parameters).parameters.items():
         default = parameter.default.default
-        if default not in (..., PydanticUndefined) and props[name].get("format") != "date":
+        if default not in (..., PydanticUndefined, MISSING) and props[name].get("format") != "date":
             defaults[name] = default
     deployment.parameters = {**defaults, **(deployment.parameters or {})}
-    # Not dates (a required date must be picked on every run), nor lists or text areas: the 3.9.1 form drops an emptied field's value and then refuses the run ("'user_groups'
+    # Not dates (a required date must be picked on every run), nor lists, text areas or numbers that
+    # start empty: the 3.9.1 form drops an emptied field's value and then refuses the run ("'user_groups'
     # is a required property"). They are optional in truth (empty: all, none, not given), and the form says so.
     optional = optional_in_form(job.parameters)
     schema.required = [n for n in props if n not in optional]

@@ -80,8 +80,6 @@ def test_what_the_form_sends_means_what_the_model_means():
     assert (p.max_fine_threshold, p.created_from, p.comment, p.as_of) == (Decimal("20.5"), None, None, None)
     purge = parse(PurgeParameters, form_values(PurgeParameters, {"max_users": 0, "max_share": 0}))
     assert (purge.max_users, purge.max_share) == (None, None)  # 0: no limit
-    purge = parse(PurgeParameters, {"max_users": "0", "max_share": "0.0"})  # as the command line gives them
-    assert (purge.max_users, purge.max_share) == (None, None)
     assert parse(WaiveParameters, {"max_fine_threshold": 5, "waive_reason": "X", "as_of": "2026-12-20"}
                  ).as_of == dt.date(2026, 12, 20)
 
@@ -127,12 +125,13 @@ def test_codes_are_checked_against_the_table_naming_the_field_and_the_valid_code
                                  "valid codes: AMNESTY, ERROR, GOODWILL, UNCOLLECTABLE")
 
 
-def test_the_anonymise_form_shows_its_day_limits_as_numbers_where_0_leaves_a_kind_alone_and_offers_codes():
+def test_the_anonymise_form_starts_its_day_limits_empty_and_offers_libraries_and_user_groups():
     form = props(anonymize_loan_history)
     assert list(form)[:6] == ["loan_days", "request_days", "fee_days", "libraries", "user_groups", "keep_last"]
     for name in ("loan_days", "request_days", "fee_days"):
-        assert form[name] == {**form[name], "type": "integer", "minimum": 0, "default": 0}
-        assert "0 or empty:" in form[name]["description"]
+        # An empty number field: 0 days means "returned before the run date", so no number can say "leave alone".
+        assert form[name] == {"type": "integer", "minimum": 0, "maximum": 36_500, "title": form[name]["title"],
+                              "description": form[name]["description"], "position": form[name]["position"]}
     assert form["loan_days"]["title"] == "Loans older than (days)"
     assert code_choices(ANONYMIZE.parameters, TABLES.__getitem__) == {
         "libraries": ["MAIN", "WEST"], "user_groups": ["GRAD", "STAFF"]}
@@ -140,20 +139,19 @@ def test_the_anonymise_form_shows_its_day_limits_as_numbers_where_0_leaves_a_kin
     schema = nightly._parameter_openapi_schema
     assert schema.properties["libraries"]["items"]["enum"] == ["MAIN", "WEST"]
     assert schema.properties["user_groups"]["items"]["enum"] == ["GRAD", "STAFF"]
-    assert {"libraries", "user_groups"}.isdisjoint(schema.required)
-    assert {"loan_days", "fee_days", "keep_last"} <= set(schema.required)  # always a number, no "(Optional)"
-    assert (nightly.parameters["loan_days"], nightly.parameters["request_days"], nightly.parameters["keep_last"]) == (
-        365, 365, 5)  # the nightly's own values; a form default never overrides them
+    assert {"loan_days", "request_days", "fee_days", "libraries", "user_groups"}.isdisjoint(schema.required)
+    assert "keep_last" in schema.required
+    assert (nightly.parameters["loan_days"], nightly.parameters["keep_last"]) == (365, 5)
+    assert "request_days" in nightly.parameters  # the nightly's own 365; a form default never overrides it
 
 
-def test_an_anonymise_day_limit_of_0_leaves_that_kind_alone_and_all_three_0_is_refused_by_title():
-    sent = {"loan_days": 30, "request_days": 0, "fee_days": 0, "libraries": ["MAIN"]}
-    p = parse(AnonymizeParameters, form_values(AnonymizeParameters, sent))
-    assert (p.loan_days, p.request_days, p.fee_days) == (30, None, None)
+def test_an_anonymise_form_with_every_day_limit_left_empty_is_refused_naming_them_by_title():
+    sent = {"loan_days": 30, "libraries": ["MAIN"]}  # the form sends nothing for an empty field
+    assert parse(AnonymizeParameters, form_values(AnonymizeParameters, sent)).request_days is None
     with naming(field_titles(AnonymizeParameters)), pytest.raises(InvalidInput) as caught:
-        parse(AnonymizeParameters, form_values(AnonymizeParameters, {"loan_days": 0, "request_days": 0, "fee_days": 0}))
+        parse(AnonymizeParameters, form_values(AnonymizeParameters, {"keep_last": 2}))
     assert str(caught.value) == ("give at least one of Loans older than (days), Requests older than (days), "
-                                 "Fees older than (days) (more than 0 days)")
+                                 "Fees older than (days)")
 
 
 def test_the_merge_form_takes_its_pairs_as_lines_of_a_text_area():
@@ -198,12 +196,3 @@ def test_the_unmerge_and_find_duplicates_forms():
     assert code_choices(FIND_DUPLICATES.parameters, TABLES.__getitem__) == {"user_groups": ["GRAD", "STAFF"]}
     assert deployed("find-duplicate-users")._parameter_openapi_schema.properties["user_groups"]["items"]["enum"] == [
         "GRAD", "STAFF"]
-
-
-def test_the_report_says_what_an_unset_number_means():
-    from flows.purge_users import PURGE
-    from tasks.engine.report import parameters_in_words
-
-    assert ("Requests older than (days)", "left alone") in parameters_in_words(
-        ANONYMIZE, {"loan_days": 30, "request_days": None})
-    assert ("Most users per run", "no limit") in parameters_in_words(PURGE, {"max_users": None})

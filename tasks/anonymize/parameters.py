@@ -8,28 +8,25 @@ from pydantic import Field, field_validator, model_validator
 from tasks.engine.parameters import Cli, Form, JobParameters, named
 
 DAYS = Cli(metavar="N")
-# 0 days leaves that kind alone, as not giving it does: the form then shows a number (Prefect puts the
-# nightly deployment's 365 under a run's parameters, so an emptied field could not say "leave alone").
-LEFT_ALONE = Form(zero_is="left alone")
 
 
 class AnonymizeParameters(JobParameters):
     """Anonymise loan history. Dry run unless `dry_run` is false."""
 
-    loan_days: Annotated[int | None, DAYS, LEFT_ALONE] = Field(
+    loan_days: Annotated[int | None, DAYS] = Field(
         default=None, ge=0, le=36_500, title="Loans older than (days)",
         description="Returned loans (loan_status COMPLETE) whose return date is more than this many days before "
-                    "the run date are unlinked from their user. 0 or empty: loans are left alone.",
+                    "the run date are unlinked from their user. Empty: loans are left alone.",
     )
-    request_days: Annotated[int | None, DAYS, LEFT_ALONE] = Field(
+    request_days: Annotated[int | None, DAYS] = Field(
         default=None, ge=0, le=36_500, title="Requests older than (days)",
         description="Requests in history (request_status HISTORY) whose request date is more than this many days "
-                    "before the run date are unlinked. 0 or empty: requests are left alone.",
+                    "before the run date are unlinked. Empty: requests are left alone.",
     )
-    fee_days: Annotated[int | None, DAYS, LEFT_ALONE] = Field(
+    fee_days: Annotated[int | None, DAYS] = Field(
         default=None, ge=0, le=36_500, title="Fees older than (days)",
         description="CLOSED fees with no balance whose last transaction (or creation, without one) is more than "
-                    "this many days before the run date are unlinked. 0 or empty: fees are left alone.",
+                    "this many days before the run date are unlinked. Empty: fees are left alone.",
     )
     libraries: Annotated[list[str], Cli("--library", metavar="CODE"), Form(codes="library")] = Field(
         default_factory=list, title="Libraries",
@@ -58,5 +55,5 @@ class AnonymizeParameters(JobParameters):
     def _at_least_one_kind(self) -> "AnonymizeParameters":
         if self.loan_days is None and self.request_days is None and self.fee_days is None:
             kinds = ", ".join(named(f) for f in ("loan_days", "request_days", "fee_days"))
-            raise ValueError(f"give at least one of {kinds} (more than 0 days)")
+            raise ValueError(f"give at least one of {kinds}")
         return self

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from prefect import Flow, flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed, State
-from pydantic import WithJsonSchema
+from pydantic import MISSING, WithJsonSchema
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -86,7 +86,8 @@ def form_schema(name: str, field: FieldInfo) -> tuple[dict[str, Any] | None, Any
     gets wrong for 0.07; the model checks the two decimals), a date a date picker ("" = not given), a
     fixed choice a dropdown, a list of choices a multi-select, a flag a switch, a list of lines
     (`Form(lines=True)`) a text area, and no `None` anywhere (no type switches): an optional value's
-    form default says the same as None ("", 0 = no limit)."""
+    form default says the same as None ("", 0 = no limit), or, where no value can (0 days means
+    something), the field starts empty (`MISSING`: no default in the schema) and empty is None."""
     annotation, optional = _optional(field.annotation)
     default = field.get_default(call_default_factory=True)
     if default is PydanticUndefined:
@@ -128,9 +129,9 @@ def form_schema(name: str, field: FieldInfo) -> tuple[dict[str, Any] | None, Any
     elif annotation in (int, float):
         schema = {"type": "integer" if annotation is int else "number", **_bounds(field, NUMBER_BOUNDS)}
         if default is None:
-            if not form_of(field).zero_is:
-                raise TypeError(f"{name}: an optional number needs what 0 means for the form (Form(zero_is=...))")
-            schema.pop("exclusiveMinimum", None)  # 0 says what None does
+            if not form_of(field).zero_is_none:  # 0 may mean something (0 days): the field starts empty
+                return schema, MISSING
+            schema.pop("exclusiveMinimum", None)  # an optional limit: 0 means no limit
             schema["minimum"] = 0
             default = 0
     else:
@@ -156,13 +157,14 @@ def form_values(model, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def optional_in_form(model) -> set[str]:
-    """The fields a person may leave empty in the form (shown "(Optional)"): dates, lists and text areas
-    of lines. The 3.9.1 form sends nothing for an emptied field, which a required one refuses
-    ("'user_groups' is a required property"); every other field always holds a value."""
+    """The fields a person may leave empty in the form (shown "(Optional)"): dates, lists, text areas of
+    lines and numbers that start empty. The 3.9.1 form sends nothing for an emptied field, which a
+    required one refuses ("'user_groups' is a required property"); every other field always holds a value."""
     optional = set()
     for name, field in model.model_fields.items():
-        schema = form_schema(name, field)[0] or {}
-        if form_of(field).lines or schema.get("format") == "date" or schema.get("type") == "array":
+        schema, default = form_schema(name, field)
+        if default is MISSING or form_of(field).lines or (schema or {}).get("format") == "date" \
+                or (schema or {}).get("type") == "array":
             optional.add(name)
     return optional
 
@@ -248,8 +250,9 @@ def job_flow(job: JobDefinition) -> Flow:
     titles = field_titles(job.parameters)
 
     def run(**values: Any) -> State:
-        # Arguments the caller left out arrive as the signature's FieldInfo defaults: the model fills them.
-        given = {k: v for k, v in values.items() if not isinstance(v, FieldInfo)}
+        # Arguments the caller left out arrive as the signature's FieldInfo defaults (or, for a field the
+        # form starts empty, its MISSING): the model fills them.
+        given = {k: v for k, v in values.items() if not isinstance(v, FieldInfo) and v is not MISSING}
         try:
             # By their titles, unless the command line that called the flow named them by its flags.
             with naming(names_in_use() or titles):

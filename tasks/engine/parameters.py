@@ -3,7 +3,6 @@ documentation, the command line's flags and the Prefect UI form."""
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 import contextlib
 import os
 import re
@@ -12,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
 from tasks.errors import InvalidInput
@@ -44,12 +43,10 @@ class Form:
     codes: str | None = None
     internal: tuple[str, ...] = ()
     words: dict[str, Any] | None = field(default=None, hash=False)
-    # An optional number that 0 also leaves unset, and what that means in words ("no limit", "left
-    # alone"): the form shows a number with default 0 instead of a number-or-None switch, the model reads
-    # 0 as None (JobParameters), the report says the words. An optional number needs it: Prefect puts a
-    # deployment's parameters under a run's, so a field the form leaves empty would take the
-    # deployment's value, not None.
-    zero_is: str | None = None
+    # An optional limit the model reads as None when 0 comes (`max_users`): the form shows a number with
+    # default 0 instead of a number-or-None switch. Without it an optional number keeps pydantic's shape,
+    # since 0 may mean something there (0 days).
+    zero_is_none: bool = False
     lines: bool = False
 
 
@@ -167,24 +164,8 @@ def check_codes(conn, parameters: "JobParameters") -> None:
         raise InvalidInput("; ".join(problems))
 
 
-def _is_zero(value: Any) -> bool:
-    if isinstance(value, str):  # the command line's text
-        value = value.strip()
-        return bool(re.fullmatch(r"0+(\.0*)?", value))
-    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool) and value == 0
-
-
 class JobParameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _zero_is_unset(cls, values: Any) -> Any:
-        """0 in a `Form(zero_is=...)` number is None (before the bounds: a round is at least 1)."""
-        if isinstance(values, dict):
-            zeros = [n for n, f in cls.model_fields.items() if form_of(f).zero_is and _is_zero(values.get(n))]
-            values = {**values, **dict.fromkeys(zeros)}
-        return values
 
     dry_run: Annotated[bool, Cli("--confirm", sets=False, help="Really change the database. Without it the run "
                                  "is a dry run: it computes and reports exactly what it would do, and changes nothing.")] = Field(

@@ -111,8 +111,8 @@ def parameters_in_words(job: JobDefinition, parameters: dict[str, Any]) -> list[
         field = model.model_fields.get(name)
         value = parameters[name]
         annotation = str(field.annotation) if field is not None else ""
-        if value is None and field is not None and form_of(field).zero_is:  # max_users: "no limit"
-            shown = form_of(field).zero_is
+        if value is None and field is not None and form_of(field).zero_is_none:  # max_users, max_share
+            shown = "no limit"  # not a None loan_days: that kind is left alone ("not set")
         else:
             shown = value_in_words(value, amount="Decimal" in annotation)
         rows.append((title_of(name, field) if field is not None else name, shown))

@@ -80,7 +80,7 @@ class MergeParameters(JobParameters):
         description="A CSV file of pairs (columns from_user,to_user and optional copy_as_internal), "
                     "read where the flow runs.",
     )
-    merge_round: Annotated[int | None, Cli("--round", metavar="K"), Form(zero_is="every pair")] = Field(
+    merge_round: Annotated[int | None, Cli("--round", metavar="K"), Form(zero_is_none=True)] = Field(
         default=None, ge=1, title="Round",
         description="With a pairs file that find-duplicates --export wrote: merge only the pairs of this round "
                     "(a cluster of N records is N-1 pairs into one To user, rounds 1 to N-1; run round 1, then 2, ...). "
@@ -103,6 +103,12 @@ class MergeParameters(JobParameters):
                     "merges an INTERNAL user into an EXTERNAL one; empty means of the To user's account type.",
     )
     _file_pairs: list[MergePair] = PrivateAttr(default_factory=list)
+
+    @field_validator("merge_round", mode="before")
+    @classmethod
+    def _zero_is_every_round(cls, value: Any) -> Any:
+        # 0 says "every pair" as well as empty does, so the form offers a number, not a number-or-None switch.
+        return None if value == 0 else value
 
     @field_validator("from_user", "to_user", "pairs_file", mode="before")
     @classmethod

@@ -35,16 +35,23 @@ class PurgeParameters(JobParameters):
                     "(OWES_ABOVE_THRESHOLD); users holding an active credit are kept too (HAS_CREDIT); "
                     "a user owing exactly this amount is purged and the fees are waived.",
     )
-    max_users: Annotated[int | None, Form(zero_is="no limit")] = Field(
+    max_users: Annotated[int | None, Form(zero_is_none=True)] = Field(
         default=None, ge=0, title="Most users per run",
         description="Blast-radius guard: a run that would purge more users than this stops before changing "
                     "anything and says why. Empty or 0: no limit.",
     )
-    max_share: Annotated[float | None, Cli(metavar="FRACTION"), Form(zero_is="no limit")] = Field(
+    max_share: Annotated[float | None, Cli(metavar="FRACTION"), Form(zero_is_none=True)] = Field(
         default=None, gt=0, le=1, title="Most share of the library",
         description="Blast-radius guard: a run that would purge more than this share of all (not yet purged) "
                     "users stops before changing anything and says why (0.05 = 5%). Empty or 0: no limit.",
     )
+
+    @field_validator("max_users", "max_share", mode="before")
+    @classmethod
+    def _zero_is_no_limit(cls, value):
+        # A limit of 0 would refuse every run that purges anyone (a dry run does that): 0 means no limit,
+        # which lets the form offer a number instead of a number-or-None switch.
+        return None if value == 0 else value
 
     @field_validator("user_groups")
     @classmethod
