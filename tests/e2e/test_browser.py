@@ -334,7 +334,9 @@ def test_a_real_run_is_approved_through_the_resume_form_and_ends_completed(libra
 MERGE_FIELDS = ["From user", "To user", "Pairs (Optional)", "Pairs file", "Round", "From the review queue",
                 "Segments (Optional)", "Copy as internal", "Run date (Optional)", "Dry run", "Require approval",
                 "Batch size", "Approval timeout (seconds)"]
-ANONYMIZE_FIELDS = ["Loans older than (days)", "Requests older than (days)", "Fees older than (days)",
+# A day limit left empty leaves that kind alone; 0 is a real limit (the contract: more than 0 days).
+ANONYMIZE_FIELDS = ["Loans older than (days) (Optional)", "Requests older than (days) (Optional)",
+                    "Fees older than (days) (Optional)",
                     "Libraries (Optional)", "User groups (Optional)", "Loans kept per user", "Run date (Optional)",
                     "Dry run", "Require approval", "Batch size", "Approval timeout (seconds)"]
 
@@ -369,7 +371,7 @@ def test_the_anonymise_form_shows_day_limits_as_numbers_and_libraries_as_a_dropd
     open_run_form(page, library, "anonymize-loan-history/nightly")
     labels = [t.strip() for t in page.locator("label[data-slot=label]").all_inner_texts()]
     assert [t for t in labels if t in ANONYMIZE_FIELDS] == ANONYMIZE_FIELDS, labels
-    loans = page.get_by_label("Loans older than (days)")
+    loans = page.get_by_label("Loans older than (days) (Optional)")
     assert (loans.get_attribute("type"), loans.get_attribute("min"), loans.input_value()) == ("number", "0", "365")
     page.get_by_role("button", name="Select Libraries").click()
     assert [o.strip() for o in page.get_by_role("option").all_inner_texts()] == ["MAIN"]
