@@ -89,12 +89,12 @@ def test_moved_counts_follow_the_clash_rules():
         (1, "roles", "200", "MAIN"), (2, "roles", "200", "MAIN"),        # To holds it: not duplicated
         (1, "roles", "200", "BRANCH"),                                    # new scope: moves
         (1, "identifiers", "BARCODE", "B-f"), (2, "identifiers", "BARCODE", "B-t"),
-        (1, "proxy_for", "t", ""),                                        # would be a proxy for itself
-        (1, "proxy_for", "z", ""), (2, "proxy_for", "z", ""),             # To already acts for z
-        (1, "proxy_for", "w", ""),                                        # moves
-        (1, "proxied_by", "2", ""),                                       # To acting for From: dropped
-        (1, "proxied_by", "9", ""), (2, "proxied_by", "9", ""),           # 9 already acts for To
-        (1, "proxied_by", "8", ""),                                       # repointed to To
+        (1, "proxy_for", "t", "p1"),                                      # would be a proxy for itself
+        (1, "proxy_for", "z", "p2"), (2, "proxy_for", "z", "p3"),          # To already acts for z
+        (1, "proxy_for", "w", "p4"),                                      # moves
+        (1, "proxied_by", "2", "p5"),                                     # To acting for From: dropped
+        (1, "proxied_by", "9", "p6"), (2, "proxied_by", "9", "p7"),          # 9 already acts for To
+        (1, "proxied_by", "8", "p8"),                                     # repointed to To
     ]
     row = facts([("f", "t", None)], users, items).iloc[0]
     moved = {k: int(row[f"moved_{k}"]) for k in KINDS}
@@ -103,11 +103,28 @@ def test_moved_counts_follow_the_clash_rules():
                      "roles": 1, "proxy_for": 1, "proxied_by": 1}
 
 
+@pytest.mark.parametrize("pairs, proxy_for, proxied_by", [
+    # u2 acts for u4, both From users, and u3 (u2's To) already acts for u4: that row goes with u2.
+    ([("u0", "u1"), ("u2", "u3"), ("u4", "u5")], [0, 0, 0], [0, 1, 1]),
+    # u1 -> u3 makes u3 act for u2, so u3 acting for u4 (u4 -> u2) is not made a second time.
+    ([("u1", "u3"), ("u4", "u2"), ("u5", "u0")], [1, 0, 0], [0, 0, 0]),
+])
+def test_proxies_chained_across_pairs_count_as_the_batch_moves_them(pairs, proxy_for, proxied_by):
+    users = [user(n + 1, f"u{n}") for n in range(6)]
+    # The rows (u_a acts for u_b) as sql/merge/select_clash_items.sql lists them: once per pair user.
+    rows = [(1, 2), (2, 4), (3, 4)]
+    items = [(a + 1, "proxy_for", f"u{b}", f"r{a}{b}") for a, b in rows] + [
+        (b + 1, "proxied_by", str(a + 1), f"r{a}{b}") for a, b in rows]
+    frame = facts([(f, t, None) for f, t in pairs], users, items)
+    assert list(frame["moved_proxy_for"]) == proxy_for
+    assert list(frame["moved_proxied_by"]) == proxied_by
+
+
 def test_segments_not_chosen_move_nothing_but_loans_requests_and_fees_always_move():
     users = [user(1, "f", loans=1, requests=1, fees=1, fee_transactions=2, addresses=1, emails=1, phones=1,
                   notes=1, blocks=1, statistics=1, attachments=1), user(2, "t")]
-    items = [(1, "roles", "200", "BRANCH"), (1, "identifiers", "UNIV_ID", "7"), (1, "proxy_for", "w", ""),
-             (1, "proxied_by", "8", "")]
+    items = [(1, "roles", "200", "BRANCH"), (1, "identifiers", "UNIV_ID", "7"), (1, "proxy_for", "w", "p1"),
+             (1, "proxied_by", "8", "p2")]
     for segment, kinds in [("contacts", {"addresses", "emails", "phones"}), ("identifiers", {"identifiers"}),
                            ("notes", {"notes"}), ("blocks", {"blocks"}), ("statistics", {"statistics"}),
                            ("attachments", {"attachments"}), ("roles", {"roles"}),

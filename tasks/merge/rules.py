@@ -65,9 +65,8 @@ def segment_type_for(copy_as_internal: pd.Series, to_account_type: pd.Series) ->
 def clash_free_counts(pairs: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     """Per pair, how many of the From user's identifiers, roles and proxy rows move (CLASH_KINDS).
 
-    `items` lists (user_id, kind, a, b) for both users of each pair. An item moves unless the To user
-    already holds the same one (identifier type+value, role type+scope, proxy target or proxy user),
-    or it would make the To user a proxy for itself."""
+    `items` lists (user_id, kind, a, b) for both users of each pair. An identifier or role moves unless
+    the To user already holds the same one (type+value, type+scope); proxy rows as proxy_moves says."""
     out = pd.DataFrame(0, index=pd.Index(pairs["pair_no"], name="pair_no"), columns=list(CLASH_KINDS))
     both = pairs.dropna(subset=["from_id", "to_id"])
     if both.empty or items.empty:
@@ -75,18 +74,56 @@ def clash_free_counts(pairs: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     both = both.assign(from_id=both["from_id"].astype("int64"), to_id=both["to_id"].astype("int64"))
     items = items.assign(user_id=items["user_id"].astype("int64"), a=items["a"].astype(str),
                          b=items["b"].fillna("").astype(str))
-    from_items = both[["pair_no", "from_id", "to_id", "to_primary_id"]].merge(
-        items, left_on="from_id", right_on="user_id")
-    held_by_to = (items.rename(columns={"user_id": "to_id"})[["to_id", "kind", "a", "b"]]
+    proxies = items["kind"].isin(["proxy_for", "proxied_by"])
+    owned = items[~proxies]
+    from_items = both[["pair_no", "from_id", "to_id"]].merge(owned, left_on="from_id", right_on="user_id")
+    held_by_to = (owned.rename(columns={"user_id": "to_id"})[["to_id", "kind", "a", "b"]]
                   .drop_duplicates().assign(held_by_to=True))
     from_items = from_items.merge(held_by_to, on=["to_id", "kind", "a", "b"], how="left")
-    held = from_items["held_by_to"].fillna(False).astype(bool)
-    self_proxy = (((from_items["kind"] == "proxy_for") & (from_items["a"] == from_items["to_primary_id"]))
-                  | ((from_items["kind"] == "proxied_by") & (from_items["a"] == from_items["to_id"].astype(str))))
-    moving = from_items[~(held | self_proxy)]
+    moving = from_items[~from_items["held_by_to"].fillna(False).astype(bool)]
     counts = moving.groupby(["pair_no", "kind"]).size().unstack(fill_value=0)
     out.update(counts.reindex(index=out.index, columns=out.columns).fillna(0))
+    for kind, per_pair in proxy_moves(both, items[proxies]).items():
+        out.loc[list(per_pair), kind] = list(per_pair.values())
     return out.astype("int64")
+
+
+def proxy_moves(pairs: pd.DataFrame, items: pd.DataFrame) -> dict[str, dict[int, int]]:
+    """Per kind (proxy_for, proxied_by), per pair number, how many proxy rows the batch's two proxy
+    statements move: the same two steps as sql/merge/move_proxy_for.sql then move_proxied_by.sql, on the
+    rows `items` lists (a row by its id in `b`), so chained proxies count as the batch moves them.
+
+    1. A row of a From user (it acts for someone) now belongs to its To user, unless the To user would
+       act for itself or already acts for that user (as the rows stood before this step).
+    2. A row naming a From user now names its To user, unless the To user would act for itself, the
+       user already acts for the To user (as the rows stand after step 1: a row step 1 moved counts), or
+       the user is a From user of the batch too, whose row step 1 left with it: it goes with that user
+       (as it would were the two pairs merged in two batches), not re-pointed first.
+    A row left in place is deleted with its From user (sql/merge/delete_proxies_for_from_users.sql)."""
+    moved: dict[str, dict[int, int]] = {"proxy_for": {}, "proxied_by": {}}
+    by_from_id = {int(p.from_id): p for p in pairs.itertuples(index=False)}
+    by_from_pid = {p.from_primary_id: p for p in pairs.itertuples(index=False)}
+    primary_id = {int(p.from_id): p.from_primary_id for p in pairs.itertuples(index=False)}
+    primary_id.update({int(p.to_id): p.to_primary_id for p in pairs.itertuples(index=False)})
+    rows: dict[str, tuple[int, str]] = {}            # row id -> (acting user id, primary id acted for)
+    for item in items.itertuples(index=False):
+        if item.kind == "proxy_for":
+            rows[item.b] = (int(item.user_id), item.a)
+        elif int(item.user_id) in primary_id:
+            rows[item.b] = (int(item.a), primary_id[int(item.user_id)])
+    before = set(rows.values())
+    for row_id, (user_id, target) in list(rows.items()):
+        pair = by_from_id.get(user_id)
+        if pair is not None and target != pair.to_primary_id and (int(pair.to_id), target) not in before:
+            rows[row_id] = (int(pair.to_id), target)
+            moved["proxy_for"][pair.pair_no] = moved["proxy_for"].get(pair.pair_no, 0) + 1
+    after_first = set(rows.values())
+    for user_id, target in rows.values():
+        pair = by_from_pid.get(target)
+        if (pair is not None and user_id != int(pair.to_id) and user_id not in by_from_id
+                and (user_id, pair.to_primary_id) not in after_first):
+            moved["proxied_by"][pair.pair_no] = moved["proxied_by"].get(pair.pair_no, 0) + 1
+    return moved
 
 
 def pair_facts(pairs: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame,
