@@ -196,3 +196,19 @@ def test_the_unmerge_and_find_duplicates_forms():
     assert code_choices(FIND_DUPLICATES.parameters, TABLES.__getitem__) == {"user_groups": ["GRAD", "STAFF"]}
     assert deployed("find-duplicate-users")._parameter_openapi_schema.properties["user_groups"]["items"]["enum"] == [
         "GRAD", "STAFF"]
+
+
+@pytest.mark.parametrize("model, field, values", [
+    ("tasks.waive.parameters:WaiveParameters", "fine_types", {"max_fine_threshold": "1", "waive_reason": "AMNESTY"}),
+    ("tasks.anonymize.parameters:AnonymizeParameters", "libraries", {"loan_days": 30}),
+    ("tasks.purge.parameters:PurgeParameters", "user_groups", {}),
+])
+def test_an_empty_code_in_a_list_of_codes_is_refused_naming_the_field(model, field, values):
+    import importlib
+
+    from pydantic import ValidationError
+
+    module, name = model.split(":")
+    parameters = getattr(importlib.import_module(module), name)
+    with pytest.raises(ValidationError, match=f"(?s){field}.*codes may not be empty"):
+        parameters(**values, **{field: ["UNDERGRAD", " "]})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from tasks.engine.parameters import Cli, Form, JobParameters, named
 
@@ -43,13 +43,6 @@ class AnonymizeParameters(JobParameters):
         description="The K most recently returned loans of each user stay linked, however old (Alma's "
                     "'number of loans to retain'). 0: none are kept.",
     )
-
-    @field_validator("libraries", "user_groups")
-    @classmethod
-    def _no_blank_codes(cls, codes: list[str]) -> list[str]:
-        if any(not c.strip() for c in codes):
-            raise ValueError("codes may not be empty")
-        return codes
 
     @model_validator(mode="after")
     def _at_least_one_kind(self) -> "AnonymizeParameters":

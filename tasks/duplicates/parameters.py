@@ -31,13 +31,6 @@ class DuplicatesParameters(JobParameters):
                     "evidence; `merge --pairs FILE.csv` accepts it as it is.",
     )
 
-    @field_validator("user_groups")
-    @classmethod
-    def _no_blank_codes(cls, codes: list[str]) -> list[str]:
-        if any(not c.strip() for c in codes):
-            raise ValueError("codes may not be empty")
-        return codes
-
     @field_validator("export_file", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:

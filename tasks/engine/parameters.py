@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 
 from tasks.errors import InvalidInput
@@ -191,6 +191,15 @@ class JobParameters(BaseModel):
         default=3600, ge=10, title="Approval timeout (seconds)",
         description="How long a run waits for approval before it ends without changing anything.",
     )
+
+    @field_validator("*")
+    @classmethod
+    def _no_blank_codes(cls, value: Any, info: ValidationInfo) -> Any:
+        # Every list of codes (Form(codes=...)), whichever job: an empty code is a typing slip, not a code.
+        if isinstance(value, list) and form_of(cls.model_fields[info.field_name]).codes \
+                and any(not str(c).strip() for c in value):
+            raise ValueError("codes may not be empty")
+        return value
 
 
 def library_timezone() -> ZoneInfo | None:

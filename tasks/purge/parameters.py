@@ -53,9 +53,3 @@ class PurgeParameters(JobParameters):
         # which lets the form offer a number instead of a number-or-None switch.
         return None if value == 0 else value
 
-    @field_validator("user_groups")
-    @classmethod
-    def _no_blank_codes(cls, codes: list[str]) -> list[str]:
-        if any(not c.strip() for c in codes):
-            raise ValueError("codes may not be empty")
-        return codes

@@ -57,13 +57,6 @@ class WaiveParameters(JobParameters):
             raise ValueError(f"{USER_PURGED} is kept for the fees Purge User Records waives; choose another reason")
         return reason
 
-    @field_validator("user_groups", "fine_types")
-    @classmethod
-    def _no_blank_codes(cls, codes: list[str]) -> list[str]:
-        if any(not c.strip() for c in codes):
-            raise ValueError("codes may not be empty")
-        return codes
-
     @field_validator("created_to")
     @classmethod
     def _date_range_in_order(cls, created_to: dt.date | None, info: ValidationInfo) -> dt.date | None:
