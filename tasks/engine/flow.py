@@ -23,6 +23,7 @@ from pydantic import MISSING, WithJsonSchema
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from tasks.engine import heartbeats
 from tasks.engine.definition import JobDefinition
 from tasks.engine.outcome import Kind
 from tasks.engine.parameters import (Form, form_of, form_order, names_in_use, naming, parse, run_date_and_time,
@@ -272,4 +273,5 @@ def job_flow(job: JobDefinition) -> Flow:
                         validate_parameters=False, log_prints=True)(run)
     job_run_flow.job = job
     quiet_named_endings()  # the engine imports the flow's module before it runs the flow
+    heartbeats.install()
     return job_run_flow
