@@ -7,16 +7,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from tasks.db.schema import fees, users
 from tasks.db.statements import in_list
 
+
+def _counted(lock):
+    """The lock as `SELECT count(*) FROM (… FOR UPDATE)`: every row is locked as the count reads it,
+    and one number comes back to Python instead of a row per locked id (a waive batch's fees: 0.4 s of
+    the flow's Python time at 1,000,000 users, BENCHMARKS.md change 19)."""
+    return select(func.count()).select_from(lock.subquery())
+
+
 # The batch's ids bound once, as one array on PostgreSQL (tasks/db/statements.in_list), like every other
 # batch statement: not thousands of bound values a lock (BENCHMARKS.md, change 13).
-LOCK_USERS = select(users.c.id).where(in_list(users.c.id, "user_ids")).order_by(users.c.id).with_for_update()
-LOCK_ACTIVE_FEES = (select(fees.c.id).where(in_list(fees.c.user_id, "user_ids"), fees.c.status == "ACTIVE")
-                    .order_by(fees.c.id).with_for_update())
+LOCK_USERS = _counted(select(users.c.id).where(in_list(users.c.id, "user_ids")).order_by(users.c.id)
+                      .with_for_update())
+LOCK_ACTIVE_FEES = _counted(select(fees.c.id).where(in_list(fees.c.user_id, "user_ids"), fees.c.status == "ACTIVE")
+                            .order_by(fees.c.id).with_for_update())
 
 
 def _ids(user_ids: Iterable[object]) -> list[int]:
@@ -28,7 +37,7 @@ def lock_users(conn: Connection, user_ids: Iterable[object]) -> None:
     requests and fees for these users (their foreign keys take KEY SHARE locks) wait for the user
     lock; payments, which touch only the fee, wait for the fee lock."""
     ids = _ids(user_ids)
-    conn.execute(LOCK_USERS, {"user_ids": ids}).all()
+    conn.execute(LOCK_USERS, {"user_ids": ids}).scalar_one()
     _lock_active_fees(conn, ids)
 
 
@@ -43,4 +52,4 @@ def lock_active_fees(conn: Connection, user_ids: Iterable[object]) -> None:
 def _lock_active_fees(conn: Connection, ids: list[int]) -> None:
     # A payment is an UPDATE of the fee alone (no lock on the user row), so without this it could
     # slip in between a batch's WAIVE transactions and its closing of the fee.
-    conn.execute(LOCK_ACTIVE_FEES, {"user_ids": ids}).all()
+    conn.execute(LOCK_ACTIVE_FEES, {"user_ids": ids}).scalar_one()
