@@ -79,7 +79,7 @@ def test_an_unapproved_run_is_not_an_error_and_its_wait_is_not_work(decision, ki
 def test_a_real_run_counts_what_its_batches_did_and_names_nobody_it_changed():
     run, preview = purge_run(False), purge_preview()
     applied = ApplyOutcome(counts={"purged": 1, "fines_waived": 1, "amount_waived_minor": 250}, changed=[2],
-                           batches=1, committed_batches=1, committed=[1])
+                           changed_labels=["bob"], batches=1, committed_batches=1, committed=[1])
     result = outcomes.from_batches(PURGE, preview, applied)
     summary = outcomes.summary(PURGE, run, result)
     assert result.kind is Kind.COMPLETED and result.units_done == 1

@@ -21,6 +21,7 @@ from tasks.engine.definition import JobDefinition, JobRun
 from tasks.engine.parameters import JobParameters
 from tasks.reasons import ELIGIBLE
 from tasks.engine.selection import StreamedSelection, decide_all
+from tasks.engine.tally import add_counts
 
 
 @dataclass
@@ -29,12 +30,14 @@ class BatchResult:
     keys: list[Any]
     counts: dict[str, Any]
     changed: list[Any]
+    changed_labels: list[Any] = field(default_factory=list)   # as the report names them (job.label)
 
 
 @dataclass
 class ApplyOutcome:
     counts: dict[str, Any] = field(default_factory=dict)
     changed: list[Any] = field(default_factory=list)
+    changed_labels: list[Any] = field(default_factory=list)
     batches: int = 0
     committed_batches: int = 0
     failed_batches: list[int] = field(default_factory=list)
@@ -60,17 +63,6 @@ class ApplyOutcome:
         return (f"{self.committed_batches} of {self.batches} batches were committed (their changes stand): "
                 f"{numbers(self.committed)}; failed and rolled back: {numbers(self.failed_batches)}; "
                 f"not started: {numbers(self.not_started)}{stopped}")
-
-
-def add_counts(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
-    """Sum job counts; nested dicts (e.g. merge's `moved`) are summed key by key."""
-    out = dict(total)
-    for key, value in more.items():
-        if isinstance(value, dict):
-            out[key] = add_counts(out.get(key, {}), value)
-        else:
-            out[key] = out.get(key, 0) + value
-    return out
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -126,7 +118,8 @@ def apply_batch(job: JobDefinition, run: JobRun, parameters: JobParameters, numb
         current = decide_all(job, conn, parameters, run, keys)
         applicable, changed = recheck(job, selected, current)
         counts = job.apply(conn, applicable, parameters, run) if not applicable.empty else {}
-    return BatchResult(number=number, keys=keys, counts=counts, changed=changed)
+    labels = selected[selected[job.key].isin(changed)].drop_duplicates(job.key)[job.label].tolist()
+    return BatchResult(number=number, keys=keys, counts=counts, changed=changed, changed_labels=labels)
 
 
 def split_batches(eligible: pd.DataFrame, key: str, batch_size: int) -> list[pd.DataFrame]:
@@ -174,6 +167,7 @@ def apply_in_batches(job: JobDefinition, run: JobRun, decisions: pd.DataFrame | 
             outcome.committed.append(number)
             outcome.counts = add_counts(outcome.counts, result.counts)
             outcome.changed.extend(result.changed)
+            outcome.changed_labels.extend(result.changed_labels)
             update_progress_artifact(progress_id, 100.0 * outcome.committed_batches / max(outcome.batches, 1))
             progress.advanced(len(result.keys))
 

@@ -14,9 +14,9 @@ from tasks.engine.parameters import form_of, form_order, title_of
 from tasks.library.money import money
 from tasks.engine.definition import JobDefinition, JobRun, Preview
 from tasks.engine.outcome import Kind, RunOutcome, summary_of
+from tasks.engine.tally import SAMPLE_ROWS
 from tasks.reasons import ELIGIBLE
 
-SAMPLE_ROWS = 10
 AFFECTED = "Sample of who is affected"
 LEFT_OUT = "Sample of who is skipped, and why"
 # Keys of the summary that describe the run rather than count what it did.
@@ -131,31 +131,33 @@ def table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-def _sample(heading: str, frame: pd.DataFrame) -> list[str]:
+def _sample(heading: str, frame: pd.DataFrame, total: int) -> list[str]:
+    """The first SAMPLE_ROWS units of `total` (the preview keeps no more of them)."""
     parts = ["", f"## {heading}"]
     if frame.empty:
         return parts + ["_none_"]
     parts.append(table([tuple(r) for r in frame.head(SAMPLE_ROWS).itertuples(index=False)], tuple(frame.columns)))
-    if len(frame) > SAMPLE_ROWS:
-        parts.append(f"\n_… and {len(frame) - SAMPLE_ROWS:,} more_")
+    if total > SAMPLE_ROWS:
+        parts.append(f"\n_… and {total - SAMPLE_ROWS:,} more_")
     return parts
 
 
-def samples(outcome_kind: Kind | None, run: JobRun, preview: Preview | None) -> dict[str, pd.DataFrame]:
-    """Who the report names. A real run's report is kept for years: it names nobody it changed; a run
-    that stopped changed nobody, so it shows no "affected" sample beside zero counts."""
+def samples(outcome_kind: Kind | None, run: JobRun, preview: Preview | None) -> dict[str, tuple[pd.DataFrame, int]]:
+    """Who the report names, and how many units each sample is of. A real run's report is kept for
+    years: it names nobody it changed; a run that stopped changed nobody, so it shows no "affected"
+    sample beside zero counts."""
     if preview is None:
         return {}
     shown = {}
     if outcome_kind in (None, Kind.DRY_RUN):
-        shown[AFFECTED] = preview.affected
+        shown[AFFECTED] = (preview.affected, preview.eligible_units)
     if outcome_kind not in (Kind.INVALID,):
-        shown[LEFT_OUT] = preview.left_out
+        shown[LEFT_OUT] = (preview.left_out, sum(preview.skipped.values()))
     return shown
 
 
 def render(job: JobDefinition, run: JobRun, *, status: str, headline: str | None, summary: dict[str, Any],
-           work_s: float, units_done: int, shown: dict[str, pd.DataFrame], notes: list[str] = (),
+           work_s: float, units_done: int, shown: dict[str, tuple[pd.DataFrame, int]], notes: list[str] = (),
            sections: list[str] = (), approval: str | None = None) -> str:
     mode = "dry run (nothing was changed)" if summary["dry_run"] else "real run"
     rate = units_done / work_s if work_s > 0 else 0.0
@@ -188,8 +190,8 @@ def render(job: JobDefinition, run: JobRun, *, status: str, headline: str | None
     parts += ["", "## Skipped by reason",
               table([(reason_in_words(code), code, f"{n:,}") for code, n in sorted(skipped.items())],
                     ("reason", "code", "count")) if skipped else "_none_"]
-    for heading, frame in shown.items():
-        parts += _sample(heading, frame)
+    for heading, (frame, total) in shown.items():
+        parts += _sample(heading, frame, total)
     for section in sections:
         parts += ["", section]
     if notes:
@@ -203,9 +205,9 @@ def outcome_report(job: JobDefinition, run: JobRun, outcome: RunOutcome, preview
     kind = outcome.kind
     summary = summary_of(job, run, outcome.counts, outcome.skipped)
     shown = samples(kind, run, preview)
-    if outcome.applied is not None and outcome.applied.changed and preview is not None:
-        changed = preview.decisions[preview.decisions[job.key].isin(outcome.applied.changed)]
-        shown["Changed since selection (left alone)"] = changed.drop_duplicates(job.key)[[job.label]]
+    if outcome.applied is not None and outcome.applied.changed:
+        labels = outcome.applied.changed_labels
+        shown["Changed since selection (left alone)"] = (pd.DataFrame({job.label: labels}), len(labels))
     sections = []
     if job.report_sections and preview is not None and kind in (Kind.DRY_RUN, Kind.COMPLETED,
                                                                  Kind.COMPLETED_WITH_FAILURES):

@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
 from prefect import get_run_logger
 
 from tasks.db.engine import database_url, get_engine, mask_secrets, read_connection
@@ -22,10 +21,10 @@ from tasks.engine.outcome import Kind, RunOutcome
 from tasks.engine.parameters import check_codes, run_date_and_time
 from tasks.engine.records import finish_job_run, mark_interrupted_runs, start_job_run, tag_flow_run
 from tasks.engine.report import outcome_report, publish_report
-from tasks.engine.selection import StreamedSelection, select_and_decide
+from tasks.engine.selection import StreamedSelection, select_and_decide, select_and_tally
+from tasks.engine.tally import make_preview  # noqa: F401 - the preview of a whole decided selection
 from tasks.errors import JobRefused
 from tasks.library.init_db import init_db
-from tasks.reasons import ELIGIBLE
 
 
 @dataclass
@@ -33,20 +32,6 @@ class JobResult:
     run: JobRun
     outcome: RunOutcome
     summary: dict[str, Any]
-
-
-def make_preview(job: JobDefinition, decisions: pd.DataFrame) -> Preview:
-    eligible = decisions[decisions["outcome"] == ELIGIBLE]
-    units = decisions.drop_duplicates(job.key)
-    left_out = units[units["outcome"] != ELIGIBLE]
-    return Preview(
-        decisions=decisions,
-        eligible_units=int(eligible[job.key].nunique()),
-        counts=job.count(eligible),
-        skipped={str(k): int(v) for k, v in left_out["outcome"].value_counts().items()},
-        affected=eligible.drop_duplicates(job.key)[[job.label, *job.sample_columns]],
-        left_out=left_out[[job.label, "outcome"]].rename(columns={"outcome": "reason"}),
-    )
 
 
 def check(job: JobDefinition[P], parameters: P) -> P:
@@ -86,8 +71,11 @@ def _run(job: JobDefinition[P], parameters: P) -> JobResult:
             preview, outcome = _select_while_applying(job, run, parameters)
         else:
             with progress.phase(progress.SELECTING, total=None, unit=job.unit.plural):
-                decisions = select_and_decide(job, run, parameters)
-            preview = make_preview(job, decisions)
+                if run.dry_run and job.streams_selection is not None:
+                    # Its selection comes ordered by the key: previewed chunk by chunk, never held whole.
+                    preview = select_and_tally(job, run, parameters)
+                else:
+                    preview = make_preview(job, select_and_decide(job, run, parameters))
             logger.info("%s eligible, skipped %s", job.unit.count(preview.eligible_units), preview.skipped)
             outcome = _decide_and_apply(job, run, parameters, preview)
     except JobRefused as exc:
@@ -115,14 +103,14 @@ def streams(job: JobDefinition[P], run: JobRun, parameters: P) -> bool:
 def _select_while_applying(job: JobDefinition[P], run: JobRun, parameters: P) -> tuple[Preview, RunOutcome]:
     """The selection and the batches at once (BENCHMARKS.md: the whole-library selection was a fifth
     of a run before any batch started). The preview, the report and the counts are the same as when
-    the selection is read first: made from every decided row once the last batch has been submitted."""
+    the selection is read first: tallied unit by unit as the rows are read (tasks/engine/tally.py)."""
     with progress.phase(progress.SELECTING, total=None, unit=job.unit.plural):
         selection = StreamedSelection(job, run, parameters)   # the statement has run: its snapshot is taken
     try:
         applied = apply_in_batches(job, run, selection, parameters, parameters.batch_size)
     finally:
         selection.close()
-    preview = make_preview(job, selection.decisions())
+    preview = selection.preview()
     get_run_logger().info("%s eligible, skipped %s", job.unit.count(preview.eligible_units), preview.skipped)
     return preview, outcomes.from_batches(job, preview, applied)
 
