@@ -30,6 +30,8 @@ ANONYMIZE = JobDefinition(
     # A loan re-opened, renewed or returned again, a request revived, a fee re-charged, the user
     # protected or moved out of the groups since selection changes one of these.
     fingerprint=steps.FINGERPRINT,
+    # Its selection comes ordered by user and no guard needs the whole of it first.
+    streams_selection=lambda parameters: True,
 )
 
 anonymize_loan_history = job_flow(ANONYMIZE)
