@@ -1,7 +1,7 @@
 """Find Duplicate Users, measured with the command: a noisy library (tasks/devtools/noisy) of N people in a
-fresh library database, then `python -m flows find-duplicates --export FILE --json` in a child process
-(wall time, the run's own time from job_runs, peak RSS of the command: LAUNCHER), and the exported clusters scored
-against the truth (table noisy_truth): precision and recall of pairs joined transitively, recall per
+fresh library database, then `python -m flows find-duplicates --export FILE --json` in its own process
+(benchmarks/library_scale.py, run_flow_process: wall time, the run's own time from job_runs, the command's
+own peak RSS), and the exported clusters scored against the truth (table noisy_truth): precision and recall of pairs joined transitively, recall per
 duplicate kind, look-alikes joined.
 
     .venv/bin/python -m benchmarks.bench_duplicates --people 100000 --seed 2 [--mix hard] [--url URL] [--json out.json]
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,22 +22,12 @@ import time
 import pandas as pd
 from sqlalchemy import func, inspect, select
 
+from benchmarks.library_scale import run_flow_process
 from tasks.db.engine import get_engine
-from tasks.db.schema import job_runs
 from tasks.devtools.databases import drop_database
 from tasks.devtools.noisy.load import make_noisy_library, noisy_truth, read_truth
 from tasks.devtools.noisy.truth import evaluate
 from tasks.library.init_db import init_db
-
-
-# The command is started by this small launcher, which writes its child's peak RSS (KiB) to argv[1]. A
-# child's ru_maxrss counts the memory of the process it was forked from (exec keeps the larger high-water
-# mark), and the benchmark's own process has just built the library (about 3.4 GiB at 1,000,000 people,
-# which the first 1M measure reported as the command's); the launcher is a few MiB, so its child's peak
-# is the command's own.
-LAUNCHER = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
-            "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
-            "sys.exit(code)")
 
 
 def _holds_library(engine, people: int) -> bool:
@@ -71,22 +60,14 @@ def main() -> None:
         make_noisy_library(engine, args.people, args.seed, args.mix)
         load_s = round(time.perf_counter() - started, 1)
     export = os.path.join(work, "pairs.csv")
-    command = [sys.executable, "-m", "flows", "find-duplicates", "--export", export, "--json"]
+    command = ["find-duplicates", "--export", export, "--json"]
     if args.min_probability:
         command += ["--min-probability", args.min_probability]
-    peak_file = os.path.join(work, "peak_rss_kib")
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", LAUNCHER, peak_file, *command],
-                          env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True)
-    wall_s = time.perf_counter() - started
-    with open(peak_file) as f:
-        peak_rss_kib = int(f.read())
-    if done.returncode != 0:
-        sys.exit(f"find-duplicates failed ({done.returncode}): {done.stderr[-2000:]}")
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
-    with engine.connect() as conn:
-        row = conn.execute(select(job_runs.c.started_at, job_runs.c.finished_at)
-                           .where(job_runs.c.run_id == summary["run_id"])).one()
+    try:
+        done = run_flow_process(url, command)
+    except RuntimeError as exc:
+        sys.exit(f"find-duplicates failed: {exc}")
+    summary = done.summary
     truth = read_truth(engine)
     found = pd.read_csv(export, dtype=str)
     ids = {f"P{u}": int(u) for u in truth["user_id"]}
@@ -96,9 +77,9 @@ def main() -> None:
     result = {
         "people": args.people, "seed": args.seed, "mix": args.mix, "database": url.split(":")[0],
         "users": summary["users_scanned"], "pairs_found": summary["pairs_found"], "clusters": summary["clusters"],
-        "load_library_s": load_s, "command_wall_s": round(wall_s, 1),
-        "run_s": round((row.finished_at - row.started_at).total_seconds(), 1),
-        "peak_rss_mib": round(peak_rss_kib / 1024),
+        "load_library_s": load_s, "command_wall_s": round(done.seconds, 1),
+        "run_s": round(done.flow_seconds, 1),
+        "peak_rss_mib": round(done.peak_rss_mib),
         "load_avg": os.getloadavg()[0],
         **{k: quality[k] for k in ("precision", "recall", "true_pairs", "predicted_pairs", "wrong_pairs")},
         "recall_by_kind": {k: v["recall"] for k, v in quality["recall_by_kind"].items()},

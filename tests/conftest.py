@@ -18,9 +18,7 @@ from sqlalchemy.engine import make_url
 
 # In CI the property tests run a fixed set of examples (Hypothesis derives them from each test), so a
 # submission's result does not depend on a random draw; anywhere else they explore new examples every
-# run, which is how they find bugs. A known open one: `pytest tests/test_unmerge_property.py
-# --hypothesis-seed=1` (unmerge's moved_back.proxy_for differs from the merge's moved for proxies chained
-# across the pairs of one batch; see the closing note of 2026-12-01).
+# run, which is how they find bugs (an example one found is kept as an @example of its test).
 hypothesis_settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI") == "true":
     hypothesis_settings.load_profile("ci")

@@ -103,16 +103,18 @@ def test_moved_counts_follow_the_clash_rules():
                      "roles": 1, "proxy_for": 1, "proxied_by": 1}
 
 
-@pytest.mark.parametrize("pairs, proxy_for, proxied_by", [
+@pytest.mark.parametrize("rows, pairs, proxy_for, proxied_by", [
     # u2 acts for u4, both From users, and u3 (u2's To) already acts for u4: that row goes with u2.
-    ([("u0", "u1"), ("u2", "u3"), ("u4", "u5")], [0, 0, 0], [0, 1, 1]),
+    ([(1, 2), (2, 4), (3, 4)], [("u0", "u1"), ("u2", "u3"), ("u4", "u5")], [0, 0, 0], [0, 1, 1]),
     # u1 -> u3 makes u3 act for u2, so u3 acting for u4 (u4 -> u2) is not made a second time.
-    ([("u1", "u3"), ("u4", "u2"), ("u5", "u0")], [1, 0, 0], [0, 0, 0]),
+    ([(1, 2), (2, 4), (3, 4)], [("u1", "u3"), ("u4", "u2"), ("u5", "u0")], [1, 0, 0], [0, 0, 0]),
+    # u1 acts for u3 (both From users) and for u0 (u3's To): the first row would become the second's
+    # u2 -> u0, so it goes with u1; only the second moves.
+    ([(1, 3), (1, 2), (1, 0)], [("u1", "u2"), ("u3", "u0")], [1, 0], [0, 0]),
 ])
-def test_proxies_chained_across_pairs_count_as_the_batch_moves_them(pairs, proxy_for, proxied_by):
+def test_proxies_chained_across_pairs_count_as_the_batch_moves_them(rows, pairs, proxy_for, proxied_by):
     users = [user(n + 1, f"u{n}") for n in range(6)]
     # The rows (u_a acts for u_b) as sql/merge/select_clash_items.sql lists them: once per pair user.
-    rows = [(1, 2), (2, 4), (3, 4)]
     items = [(a + 1, "proxy_for", f"u{b}", f"r{a}{b}") for a, b in rows] + [
         (b + 1, "proxied_by", str(a + 1), f"r{a}{b}") for a, b in rows]
     frame = facts([(f, t, None) for f, t in pairs], users, items)

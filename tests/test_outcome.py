@@ -117,6 +117,21 @@ def test_every_outcome_has_a_distinct_state_name():
     assert {k.state_type for k in Kind} == {"COMPLETED", "CANCELLED", "FAILED"}
 
 
+def test_the_headline_says_each_reason_in_agreement_with_its_count():
+    decisions = pd.DataFrame({
+        "user_id": range(1, 135), "primary_id": [f"u{n}" for n in range(1, 135)],
+        "user_group": ["GRAD"] * 134, "record_type": ["PUBLIC"] * 134, "purge_date": ["2026-01-01"] * 134,
+        "owed_minor": [0] * 134, "active_fees": [0] * 134,
+        "outcome": [ELIGIBLE] + ["ACTIVE_LOANS"] * 129 + ["ACTIVE_REQUESTS", "OWES_ABOVE_THRESHOLD"] * 2})
+    run, preview = purge_run(True), make_preview(PURGE, decisions)
+    report = outcome_report(PURGE, run, outcomes.from_preview(PURGE, run, preview), preview, elapsed_s=1.0)
+    assert ("; 133 users skipped (129 have active loans, 2 have active requests, 2 owe more than the limit).**"
+            in report), report
+    only_loans = make_preview(PURGE, decisions[decisions["outcome"].isin([ELIGIBLE, "ACTIVE_LOANS"])])
+    report = outcome_report(PURGE, run, outcomes.from_preview(PURGE, run, only_loans), only_loans, elapsed_s=1.0)
+    assert "; 129 users skipped (have active loans).**" in report, report
+
+
 def test_a_report_speaks_in_words_with_the_currency_and_says_who_approved_and_when(monkeypatch):
     monkeypatch.setenv("LIBRARY_CURRENCY", "NOK")
     run, preview = purge_run(True), purge_preview()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert
 
@@ -83,8 +83,19 @@ def scenarios(draw):
     return shapes, pairs, proxies, segments, copies, undo_only
 
 
+PLAIN_USER = {"account_type": "INTERNAL", "active_loans": 0, "history_loans": 0, "active_requests": 0,
+              "history_requests": 0, "fees_owed": [], "closed_fees": 0, "emails": [], "phones": [],
+              "extra_address_preferred": False, "identifiers": 0, "block": False, "statistic": False,
+              "attachment": False, "west_role": False}
+
+
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(scenario=scenarios())
+# Found with --hypothesis-seed=1: u1 acts for u3 (both From users) and for u0 (u3's To user); the merge
+# counted the first row as moved to u2 though it was then deleted (tests/test_unmerge_flow.py, on both
+# databases: from-acts-for-from-and-its-to).
+@example(scenario=([PLAIN_USER] * 4, [(1, 2), (3, 0)], [(1, 3), (1, 2), (1, 0)], ["proxies"], [False, False],
+                   False))
 def test_merge_then_unmerge_is_the_identity_on_any_small_library(prefect_api, scenario):
     shapes, pairs, proxies, segments, copies, undo_one_by_one = scenario
     with tempfile.TemporaryDirectory() as tmp:

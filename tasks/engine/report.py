@@ -41,7 +41,23 @@ REASON_WORDS = {
 }
 
 
-def reason_in_words(code: str) -> str:
+# The reasons whose verb agrees with how many it says it of ("1 has active loans", "129 have active loans").
+PLURAL_REASON_WORDS = {
+    "OWES_ABOVE_THRESHOLD": "owe more than the limit",
+    "ACTIVE_LOANS": "have active loans",
+    "ACTIVE_REQUESTS": "have active requests",
+    "HAS_CREDIT": "hold a credit (the library owes them)",
+    "HAS_OVERDUE_LOANS": "have overdue loans",
+    "FROM_NOT_PATRON_ONLY": "From users have roles other than Patron",
+    "USER_NOT_FOUND": "users not found",
+    "USER_IN_SEVERAL_PAIRS": "users in several pairs",
+}
+
+
+def reason_in_words(code: str, n: int = 1) -> str:
+    """The reason as said of one unit, or of `n` of them."""
+    if n != 1 and code in PLURAL_REASON_WORDS:
+        return PLURAL_REASON_WORDS[code]
     return REASON_WORDS.get(code, code.replace("_", " ").lower())
 
 
@@ -51,14 +67,15 @@ def counted(n: int, singular: str, plural: str | None = None) -> str:
 
 
 def skipped_in_words(job: JobDefinition, skipped: dict[str, int]) -> str:
-    """ "290 users skipped (above the fine threshold), 3 (protected)" or "" when none was."""
+    """ "290 users skipped (above the fine threshold)", "132 users skipped (129 have active loans, 3 protected)",
+    or "" when none was."""
     if not skipped:
         return ""
     parts = sorted(skipped.items(), key=lambda kv: -kv[1])
     total = sum(skipped.values())
     if len(parts) == 1:
-        return f"{job.unit.count(total)} skipped ({reason_in_words(parts[0][0])})"
-    reasons = ", ".join(f"{n:,} {reason_in_words(code)}" for code, n in parts)
+        return f"{job.unit.count(total)} skipped ({reason_in_words(parts[0][0], total)})"
+    reasons = ", ".join(f"{n:,} {reason_in_words(code, n)}" for code, n in parts)
     return f"{job.unit.count(total)} skipped ({reasons})"
 
 

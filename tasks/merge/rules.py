@@ -94,7 +94,10 @@ def proxy_moves(pairs: pd.DataFrame, items: pd.DataFrame) -> dict[str, dict[int,
     rows `items` lists (a row by its id in `b`), so chained proxies count as the batch moves them.
 
     1. A row of a From user (it acts for someone) now belongs to its To user, unless the To user would
-       act for itself or already acts for that user (as the rows stood before this step).
+       act for itself or already acts for that user (as the rows stood before this step), or that user
+       is another From user of the batch whose To user the To user acts for after this step (it did
+       already, or the From user did): step 2 would not re-point that row, and it would be deleted
+       naming a From user after being counted as moved. It goes with its From user.
     2. A row naming a From user now names its To user, unless the To user would act for itself, the
        user already acts for the To user (as the rows stand after step 1: a row step 1 moved counts), or
        the user is a From user of the batch too, whose row step 1 left with it: it goes with that user
@@ -114,8 +117,13 @@ def proxy_moves(pairs: pd.DataFrame, items: pd.DataFrame) -> dict[str, dict[int,
     before = set(rows.values())
     for row_id, (user_id, target) in list(rows.items()):
         pair = by_from_id.get(user_id)
-        if pair is not None and target != pair.to_primary_id and (int(pair.to_id), target) not in before:
-            rows[row_id] = (int(pair.to_id), target)
+        if pair is None:
+            continue
+        to_id, other = int(pair.to_id), by_from_pid.get(target)
+        dead_end = other is not None and ((user_id, other.to_primary_id) in before
+                                          or (to_id, other.to_primary_id) in before)
+        if target != pair.to_primary_id and (to_id, target) not in before and not dead_end:
+            rows[row_id] = (to_id, target)
             moved["proxy_for"][pair.pair_no] = moved["proxy_for"].get(pair.pair_no, 0) + 1
     after_first = set(rows.values())
     for user_id, target in rows.values():
