@@ -107,6 +107,10 @@ class Segment:
     def path(self) -> str:
         return f"{self.under}.{self.name}" if self.under else self.name
 
+    def __reduce__(self):
+        # Sent between processes by name (load checks in a second process): a Segment holds its Table.
+        return (segment_named, (self.name,))
+
 
 def _segment_type() -> Field:
     return Field("segment_type", CHOICE, choices=SEGMENT_TYPES)
@@ -248,6 +252,17 @@ SEGMENTS: tuple[Segment, ...] = (
 )
 
 CONTACT_INFO = "contact_info"
+
+
+def segment_named(name: str) -> Segment:
+    """A segment of the format, children (a fee's transactions) included, by its name."""
+    stack = list(SEGMENTS)
+    while stack:
+        seg = stack.pop()
+        if seg.name == name:
+            return seg
+        stack += seg.children
+    raise KeyError(name)
 
 
 def all_fields() -> list[tuple[Table, Field]]:

@@ -11,16 +11,21 @@ items to that user, already in the library; without it the file is refused with 
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import multiprocessing
+import os
+import marshal
 import queue
 import re
 import threading
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from operator import itemgetter
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 from sqlalchemy import BigInteger, Boolean, Connection, Engine, Integer, LargeBinary, Table, bindparam, func, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
@@ -28,7 +33,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from tasks.alma import jsonio
 from tasks.alma.nogc import cyclic_gc_paused
 from tasks.alma import xml as alma_xml
-from tasks.alma.format import CONTACT_INFO, CREDIT, SEGMENTS, USER_PLAN, Segment, plan_for, to_row
+from tasks.alma.format import CONTACT_INFO, CREDIT, SEGMENTS, USER_PLAN, Segment, plan_for, segment_named, to_row
 from tasks.alma.format import code_tables_used
 from tasks.library.codes import descriptions, ensure_codes
 from tasks.db.engine import write_transaction
@@ -82,23 +87,61 @@ def _load_file(engine: Engine, path: str, attach_to: str | None) -> dict:
         raise InvalidInput(f"{path}: --attach-to {attach_to!r} takes a loans, fees or requests response; "
                            f"this file holds users: load it without --attach-to")
     loader = _Loader(path)
+    checking = None
+    if attach_to is None and _worth_a_process(path):
+        checking = _CheckingProcess(source)  # before the transaction: the child holds no connection
     try:
-        with write_transaction(engine) as conn:
+        with contextlib.ExitStack() as stack:
+            if checking is not None:
+                stack.enter_context(checking)
+            conn = stack.enter_context(write_transaction(engine))
+            stack.enter_context(_sqlite_cache(conn))
             loader.start(conn)
             if attach_to is not None:
                 loader.attach(conn, attach_to, source)
             else:
+                found, in_db = loader.found, loader.in_db
+                chunks = checking.results(found, in_db) if checking else _checked_here(source, found, in_db)
                 with _Writer(conn) as write:
-                    for number, chunk in enumerate(_chunks(source.records, CHUNK)):
-                        work = loader.check(number, chunk)
-                        if work is not None:
-                            write(lambda work=work: work(conn))
+                    for checked in chunks:
+                        work = loader.take(checked)
+                        write(lambda work=work: work(conn))
             loader.problems.raise_if_any()
             return dict(loader.counts)
     except (IntegrityError, DataError) as exc:
         # Validation covers what we know of; this is a concurrent load or a rule only the database has.
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise InvalidInput(f"{path}: the database refused the file ({detail}); nothing was loaded") from None
+
+
+# A file this large (about 100 users of the demo's shape) is checked in a second process; a smaller
+# one in this process, which costs less than starting another.
+PROCESS_FROM_BYTES = 256 * 1024
+# SQLite's page cache during a load (KiB): its default 2 MB made SQLite write the indexes' pages out
+# again and again during a large load (wall time 20.0 -> 16.6 s at 100,000 users, BENCHMARKS.md).
+SQLITE_LOAD_CACHE_KIB = 65536
+
+
+def _worth_a_process(path: str) -> bool:
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    try:
+        return os.path.getsize(path) >= PROCESS_FROM_BYTES
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _sqlite_cache(conn: Connection) -> Iterator[None]:
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_LOAD_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {int(before)}")
 
 
 def _chunks(records: Iterator, size: int) -> Iterator[list]:
@@ -260,27 +303,30 @@ class Rows:
 
 
 class _Problems:
-    """The problems found, in the file's order: those of checking the records (found chunk by chunk)
-    and those of the database (a key already in the library), which a background writer may find
-    while a later chunk is being checked; the message lists a chunk's checks before its database
-    problems, as a load that did one chunk after the other would."""
+    """The problems found, in the file's order: those of checking the records (found chunk by chunk,
+    in the checking process) and those of the database (a key already in the library or met in an
+    earlier chunk), which the writer finds while a later chunk is being checked; the message lists a
+    chunk's checks before its database problems, as a load that did one chunk after the other would.
+    A key met in an earlier chunk is found in the database (that chunk's rows are written): where it
+    was met first is looked up in the file only when the message is worded (`word_repeats`)."""
 
     CHECK, DATABASE = 0, 1
 
     def __init__(self, path: str):
         self.path = path
-        self.found: list[list] = [[], []]   # per source: (chunk, sequence, line), the first few of each
+        self.found: list[list] = [[], []]   # per source: (chunk, sequence, record, where, message)
         self.counts = [0, 0]
         self.first_chunk = None              # the first chunk with a problem: nothing after it is written
         self.lock = threading.Lock()         # the loading thread and the writer add problems
+        self.word_repeats: Callable[[list["_Repeat"]], dict] | None = None
 
-    def add(self, where_record: str, where: str, message: str, chunk: int = 0, source: int = CHECK) -> None:
+    def add(self, where_record: str, where: str, message: "str | _Repeat", chunk: int = 0,
+            source: int = CHECK) -> None:
         with self.lock:
             if self.first_chunk is None or chunk < self.first_chunk:
                 self.first_chunk = chunk
             if len(self.found[source]) < MAX_REPORTED_PROBLEMS:
-                self.found[source].append((chunk, source, len(self.found[source]),
-                                           f"{self.path}: {where_record}: {where}: {message}"))
+                self.found[source].append((chunk, source, len(self.found[source]), where_record, where, message))
             self.counts[source] += 1
 
     def __bool__(self) -> bool:
@@ -292,12 +338,37 @@ class _Problems:
 
     def raise_if_any(self) -> None:
         if self:
-            lines = [line for *_, line in sorted(self.found[0] + self.found[1])][:MAX_REPORTED_PROBLEMS]
+            shown = sorted(self.found[0] + self.found[1])[:MAX_REPORTED_PROBLEMS]
+            repeats = [message for *_, message in shown if isinstance(message, _Repeat)]
+            worded = self.word_repeats(repeats) if repeats and self.word_repeats else {}
+            lines = [f"{self.path}: {record}: {where}: {worded.get(message, message)}"
+                     for *_, record, where, message in shown]
             more = sum(self.counts) - len(lines)
             if more:
                 lines.append(f"{self.path}: ... and {more} more problems")
             lines.append(f"{self.path}: nothing was loaded")
             raise InvalidInput("\n".join(lines))
+
+
+class _Repeat(NamedTuple):
+    """A library-wide key the database already holds from an earlier chunk of this file: worded once
+    the first record that has it is found again in the file."""
+
+    segment: str          # "user" or a segment's name
+    names: tuple          # the key's fields
+    key: tuple
+    chunk: int            # the chunk where it was met again
+
+
+def _repeat_message(names: tuple, key: tuple, first: tuple | None, segment: str) -> str:
+    """Met twice in the file, `first` (record name, where) the first time; None: not met before in the
+    file after all (a concurrent load put it in the library meanwhile)."""
+    if first is None:
+        return f"{_describe(names, key)} is already in the library database"
+    first_name, first_where = first
+    if segment == "user":
+        return f"{key[0]!r} appears twice in the file (also {first_name.split(' (')[0]})"
+    return f"{_describe(names, key)} appears twice in the file (also {first_name} {first_where}.{names[-1]})"
 
 
 class _Writer:
@@ -352,67 +423,72 @@ def _record_name(label: str, data: Any) -> str:
     return f"{label} (primary_id {pid!r})" if isinstance(pid, str) and pid else label
 
 
-class _Loader:
-    def __init__(self, path: str):
-        self.path = path
-        self.problems = _Problems(path)
-        self.counts: Counter = Counter({"users": 0, "codes_added": 0})
-        # segment name ("user" for users) -> library-wide unique key -> where it was met in the file
-        self.keys: dict[str, dict[tuple, str]] = {"user": {}}
+class _Checked(NamedTuple):
+    """One chunk checked: its rows (`_as_tuples`; None once it has a problem: never written), its
+    problems (record, where, message), the library-wide keys it holds (segment name -> key -> (record,
+    where), the first time in the chunk) and the codes met in it that the tables lack. Plain values
+    only: it goes between processes by `marshal`, several times faster than pickle for them."""
 
-    def start(self, conn: Connection) -> None:
-        # Every code the tables hold, with its description: a record whose desc differs keeps its own
-        # (format.py), and codes met for the first time are added to the tables chunk by chunk.
-        self.found = {table: {code: desc or None for code, desc in descriptions(conn, table).items()}
-                      for table in code_tables_used()}
-        self.in_db = {table: set(codes) for table, codes in self.found.items()}
+    number: int
+    rows: tuple | None
+    problems: list
+    keys: dict
+    new_codes: dict
 
-    # -- users
 
-    def check(self, number: int, records: list[tuple[str, Any]]) -> Callable[[Connection], None] | None:
-        """Check chunk `number`; returns its database work (refusing keys the library already holds,
-        then writing), or None once the file has a problem (the rest is still checked, nothing more
-        written)."""
+def _as_tuples(rows: Rows) -> tuple:
+    """Rows as (segment name or None for users, columns, a tuple of values per row, owners, children),
+    the values in the columns' order, as the driver takes them."""
+    table = users if rows.segment is None else rows.segment.table
+    columns: tuple = ()
+    values: list = []
+    if rows.rows:
+        columns = tuple(c for c in rows.rows[0] if c in table.c)
+        values = (list(map(itemgetter(*columns), rows.rows)) if len(columns) > 1
+                  else [(r[columns[0]],) for r in rows.rows])
+    return (None if rows.segment is None else rows.segment.name, columns, values, rows.owners,
+            [_as_tuples(child) for child in rows.children.values()])
+
+
+class _Checker:
+    """Checks the records chunk by chunk and turns them into rows: in a second process for a large
+    file (`_CheckingProcess`), beside the one that writes. It keeps nothing from one chunk to the next
+    but the codes met, so memory stays flat in the file's size: a key met in an earlier chunk is found
+    by the writer in the database, where that chunk's rows already are."""
+
+    def __init__(self, found: dict, in_db: dict):
+        self.found = found   # code table -> code -> desc: the tables' codes, then those met
+        self.in_db = in_db   # code table -> the codes the tables hold (or will, once written)
+
+    def check(self, number: int, records: list[tuple[str, Any]]) -> _Checked:
         user_rows = Rows(None)
         codes = self.found
-        new_keys: dict[str, dict[tuple, str]] = {}
+        new_keys: dict[str, dict[tuple, tuple]] = {"user": {}}
+        users_met = new_keys["user"]
+        problems: list = []
         for label, data in records:
             name = _record_name(label, data)
             if not isinstance(data, dict):
-                self.problems.add(name, "user", f"must be a JSON object, got {type(data).__name__}", number)
+                problems.append((name, "user", f"must be a JSON object, got {type(data).__name__}"))
                 continue
             found: list[tuple[str, str]] = []
             row = to_row(data, USER_PLAN, codes, found, "")
             pid = row.get("primary_id")
             if isinstance(pid, str):
-                seen = self.keys["user"].get((pid,))
+                seen = users_met.get((pid,))
                 if seen:
-                    found.append(("primary_id", f"{pid!r} appears twice in the file (also {seen.split(' (')[0]})"))
+                    found.append(("primary_id", _repeat_message(("primary_id",), (pid,), seen, "user")))
                 else:
-                    self.keys["user"][(pid,)] = name
-                    new_keys.setdefault("user", {})[(pid,)] = (name, "primary_id")
+                    users_met[(pid,)] = (name, "primary_id")
             index = len(user_rows.rows)
             user_rows.rows.append(row)
             user_rows.owners.append(index)
             self._collect(data, index, SEGMENTS, user_rows.children, codes, found, name, new_keys, "")
             for where, message in found:
-                self.problems.add(name, where, message, number)
-        if self.problems:
-            return None
-        new_codes = self._new_codes(codes)
-
-        def write(conn: Connection) -> None:
-            if self.problems.before(number):
-                return
-            self._check_against_database(conn, new_keys, number)
-            if self.problems.before(number):
-                return
-            self._write_codes(conn, new_codes)
-            user_ids = _insert(conn, users, user_rows.rows, want_ids=True)
-            self.counts["users"] += len(user_rows.rows)
-            _insert_children(conn, user_rows.children, user_ids, self.counts)
-
-        return write
+                problems.append((name, where, message))
+        if problems:
+            return _Checked(number, None, problems, new_keys, {})
+        return _Checked(number, _as_tuples(user_rows), problems, new_keys, self._new_codes(codes))
 
     def _collect(self, owner: dict, owner_index: int, segments: tuple[Segment, ...], into: dict[str, Rows],
                  codes: dict, found: list, name: str, new_keys: dict, prefix: str) -> None:
@@ -441,8 +517,7 @@ class _Loader:
             within_user: dict[tuple, int] = {}
             append_row, append_owner = rows.rows.append, rows.owners.append
             if unique:
-                seen_in_file = self.keys.setdefault(segment.name, {})
-                new_in_chunk = new_keys.setdefault(segment.name, {})
+                met = new_keys.setdefault(segment.name, {})
             for i, item in enumerate(items):
                 where = f"{path}[{i}]"
                 if item.__class__ is not dict:
@@ -452,12 +527,12 @@ class _Loader:
                 if unique:
                     # Where a key was met is kept as its parts and worded only for a message.
                     key = (row.get(unique[0]) or "",) if len(unique) == 1 else tuple(row.get(c) or "" for c in unique)
-                    if key in seen_in_file:
-                        first_name, first_where = seen_in_file[key]
-                        found.append((f"{where}.{segment.unique[-1]}", f"{_describe(segment.unique, key)} appears "
-                                      f"twice in the file (also {first_name} {first_where}.{segment.unique[-1]})"))
+                    first = met.get(key)
+                    if first is not None:
+                        found.append((f"{where}.{segment.unique[-1]}",
+                                      _repeat_message(segment.unique, key, first, segment.name)))
                     else:
-                        seen_in_file[key] = new_in_chunk[key] = (name, where)
+                        met[key] = (name, where)
                 if per_user:
                     key = tuple(row.get(c) or "" for c in per_user)
                     if key in within_user:
@@ -488,23 +563,180 @@ class _Loader:
                 known.update(new)
         return new_codes
 
+
+def _checked_here(source: Source, found: dict, in_db: dict) -> Iterator[_Checked]:
+    checker = _Checker(found, in_db)
+    for number, chunk in enumerate(_chunks(source.records, CHUNK)):
+        yield checker.check(number, chunk)
+
+
+class _CheckingProcess:
+    """The checks of a large file in a second process (forked: it reads the file itself), so they run
+    on one core while this process writes the rows of the chunk before on the other. The chunks come
+    back one at a time through a pipe (the process waits while one is unread): memory stays flat."""
+
+    def __init__(self, source: Source):
+        context = multiprocessing.get_context("fork")
+        self.pipe, child_end = context.Pipe()
+        self.process = context.Process(target=_check_in_child, args=(source, child_end, self.pipe),
+                                       name="alma-load-checks", daemon=True)
+        self.process.start()
+        child_end.close()
+
+    def results(self, found: dict, in_db: dict) -> Iterator[_Checked]:
+        self.pipe.send((found, in_db))
+        while True:
+            try:
+                what, value = marshal.loads(self.pipe.recv_bytes())
+            except EOFError:
+                raise RuntimeError("the process checking the file ended without a word") from None
+            if what == "chunk":
+                yield _Checked(*value)
+            elif what == "refused":
+                raise InvalidInput(value)
+            elif what == "failed":
+                raise RuntimeError(f"checking the file failed:\n{value}")
+            else:
+                return
+
+    def __enter__(self) -> "_CheckingProcess":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.pipe.close()
+        if self.process.is_alive() and exc_info[0] is not None:
+            self.process.kill()  # the load is refused: the rest of the file is not wanted
+        self.process.join()
+
+
+def _check_in_child(source: Source, pipe, parent_end) -> None:
+    parent_end.close()
+    try:
+        found, in_db = pipe.recv()
+        with cyclic_gc_paused():
+            for checked in _checked_here(source, found, in_db):
+                pipe.send_bytes(marshal.dumps(("chunk", tuple(checked))))
+        pipe.send_bytes(marshal.dumps(("end", None)))
+    except InvalidInput as exc:
+        pipe.send_bytes(marshal.dumps(("refused", str(exc))))
+    except (BrokenPipeError, EOFError):
+        pass  # the writer gave up (its own error is the one reported)
+    except BaseException:  # noqa: BLE001 - reported by the writer, which raises it
+        pipe.send_bytes(marshal.dumps(("failed", traceback.format_exc())))
+    finally:
+        pipe.close()
+
+
+# The library-wide keys: (segment name, the key's fields, its table, the key's columns).
+_KEY_CHECKS: list[tuple[str, tuple[str, ...], Table, list[str]]] = []
+
+
+def _key_checks() -> list:
+    if not _KEY_CHECKS:
+        _KEY_CHECKS.append(("user", ("primary_id",), users, ["primary_id"]))
+        _KEY_CHECKS.extend((s.name, s.unique, s.table, _unique_columns(s)) for s in _all_segments() if s.unique)
+    return _KEY_CHECKS
+
+
+class _Loader:
+    """The writing side of a load: the transaction, the database's checks and the rows' inserts."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.problems = _Problems(path)
+        self.problems.word_repeats = self._word_repeats
+        self.counts: Counter = Counter({"users": 0, "codes_added": 0})
+        # Keys of chunks that are not written (at and after the first with a problem), where the
+        # database cannot find them: segment name -> key -> (record, where). Empty for a file that loads.
+        self.unwritten: dict[str, dict[tuple, tuple]] = {}
+
+    def start(self, conn: Connection) -> None:
+        # Every code the tables hold, with its description: a record whose desc differs keeps its own
+        # (format.py), and codes met for the first time are added to the tables chunk by chunk.
+        self.found = {table: {code: desc or None for code, desc in descriptions(conn, table).items()}
+                      for table in code_tables_used()}
+        self.in_db = {table: set(codes) for table, codes in self.found.items()}
+        # Rows above these ids are this load's: a key found there was met in an earlier chunk.
+        self.last_ids = {table.name: conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
+                         for _, _, table, _ in _key_checks()}
+
+    # -- users
+
+    def take(self, checked: _Checked) -> Callable[[Connection], None]:
+        """A chunk checked: its problems noted; returns its database work (refusing keys the library
+        or an earlier chunk already holds, then writing unless the file has a problem by then)."""
+        number = checked.number
+        for name, where, message in checked.problems:
+            self.problems.add(name, where, message, number)
+
+        def write(conn: Connection) -> None:
+            self._check_against_database(conn, checked.keys, number)
+            if self.problems.before(number):
+                self._note_unwritten(checked.keys, number)
+                return
+            self._write_codes(conn, checked.new_codes)
+            _insert_rows(conn, checked.rows, None, self.counts)
+
+        return write
+
     def _write_codes(self, conn: Connection, new_codes: dict[str, dict[str, str | None]]) -> None:
         for table_name, new in new_codes.items():
             ensure_codes(conn, table_name, new)
             self.counts["codes_added"] += len(new)
 
     def _check_against_database(self, conn: Connection, new_keys: dict, number: int = 0) -> None:
-        """Refuse primary ids, identifiers and loan/request/fee ids the library already holds."""
-        checks: list[tuple[str, tuple[str, ...], Table, list[str]]] = [("user", ("primary_id",), users, ["primary_id"])]
-        checks += [(s.name, s.unique, s.table, _unique_columns(s)) for s in _all_segments() if s.unique]
-        for segment_name, names, table, columns in checks:
+        """Refuse primary ids, identifiers and loan/request/fee ids the library already holds, or an
+        earlier chunk of the file (written already, or kept aside once the file has a problem)."""
+        for segment_name, names, table, columns in _key_checks():
             wanted = new_keys.get(segment_name) or {}
-            for key in _existing(conn, table, columns, list(wanted)):
+            if not wanted:
+                continue
+            last_id = self.last_ids.get(table.name) if hasattr(self, "last_ids") else None
+            for key, row_id in _existing(conn, table, columns, list(wanted)):
                 record, where = wanted[key]
                 if segment_name != "user":
                     where = f"{where}.{names[-1]}"
-                self.problems.add(record, where, f"{_describe(names, key)} is already in the library database",
-                                  number, _Problems.DATABASE)
+                if last_id is not None and row_id > last_id:
+                    message = _Repeat(segment_name, names, key, number)
+                else:
+                    message = f"{_describe(names, key)} is already in the library database"
+                self.problems.add(record, where, message, number, _Problems.DATABASE)
+            aside = self.unwritten.get(segment_name)
+            if aside:
+                for key in wanted.keys() & aside.keys():
+                    record, where = wanted[key]
+                    if segment_name != "user":
+                        where = f"{where}.{names[-1]}"
+                    self.problems.add(record, where, _repeat_message(names, key, aside[key], segment_name),
+                                      number, _Problems.DATABASE)
+
+    def _note_unwritten(self, new_keys: dict, number: int) -> None:
+        # Only once the file is refused anyway: its later chunks are still checked for the message.
+        for segment_name, keys in new_keys.items():
+            aside = self.unwritten.setdefault(segment_name, {})
+            for key, first in keys.items():
+                aside.setdefault(key, first)
+
+    def _word_repeats(self, repeats: list[_Repeat]) -> dict:
+        """Where each key was met first: the file read again up to there (only to word a refusal)."""
+        wanted = {(r.segment, r.key) for r in repeats}
+        first: dict[tuple, tuple] = {}
+        checker = _Checker({table: dict(codes) for table, codes in self.found.items()}, {})
+        for checked in _checked_here(open_source(self.path), checker.found, checker.in_db):
+            if checked.number > max(r.chunk for r in repeats):
+                break
+            for segment_name, keys in checked.keys.items():
+                for key, where in keys.items():
+                    if (segment_name, key) in wanted and (segment_name, key) not in first:
+                        first[(segment_name, key)] = (checked.number, where)
+            if len(first) == len(wanted):
+                break
+        worded = {}
+        for r in repeats:
+            number, where = first.get((r.segment, r.key), (None, None))
+            earlier = where if number is not None and number < r.chunk else None
+            worded[r] = _repeat_message(r.names, r.key, earlier, r.segment)
+        return worded
 
     # -- sub-resources
 
@@ -518,10 +750,10 @@ class _Loader:
         holder = {segment.name: source.items}
         name = f"--attach-to {primary_id!r}"
         children: dict[str, Rows] = {}
-        codes = self.found
+        checker = _Checker(self.found, self.in_db)
         found: list = []
         new_keys: dict = {}
-        self._collect(holder, 0, (segment,), children, codes, found, name, new_keys, "")
+        checker._collect(holder, 0, (segment,), children, self.found, found, name, new_keys, "")
         for where, message in found:
             self.problems.add(name, where, message)
         if self.problems:
@@ -529,8 +761,9 @@ class _Loader:
         self._check_against_database(conn, new_keys)
         if self.problems:
             return
-        self._write_codes(conn, self._new_codes(codes))
-        _insert_children(conn, children, [user_id], self.counts)
+        self._write_codes(conn, checker._new_codes(self.found))
+        for rows in children.values():
+            _insert_rows(conn, _as_tuples(rows), [user_id], self.counts)
 
 
 _SEGMENT_INFO: dict[int, list] = {}
@@ -619,77 +852,82 @@ def _describe(names: tuple[str, ...], key: tuple) -> str:
 _EXISTING: dict[tuple, Any] = {}
 
 
-def _existing(conn: Connection, table: Table, columns: list[str], keys: list[tuple]) -> list[tuple]:
+def _existing(conn: Connection, table: Table, columns: list[str], keys: list[tuple]) -> list[tuple[tuple, int]]:
+    """The keys among `keys` that `table` holds, each with its row's id."""
     query = _EXISTING.get((table.name, *columns))
     if query is None:
         # Each column IN its own values rather than (a, b) IN ((..), ..): PostgreSQL plans a row-value
         # list as an OR chain, seconds per chunk; this stays an index scan. Exact keys are matched here.
         # Expanding parameters: compiled once, not for each chunk's 2,000 values.
         cols = [table.c[c] for c in columns]
-        query = _EXISTING[(table.name, *columns)] = select(*cols).where(
+        query = _EXISTING[(table.name, *columns)] = select(table.c.id, *cols).where(
             *(col.in_(bindparam(f"v{n}", expanding=True)) for n, col in enumerate(cols)))
-    found: list[tuple] = []
+    found: list[tuple[tuple, int]] = []
     for start in range(0, len(keys), LOOKUP_CHUNK):
         chunk = keys[start:start + LOOKUP_CHUNK]
         values = {f"v{n}": list({k[n] for k in chunk}) for n in range(len(columns))}
         wanted = set(chunk)
-        found += [key for key in map(tuple, conn.execute(query, values)) if key in wanted]
+        for row_id, *key in conn.execute(query, values):
+            if tuple(key) in wanted:
+                found.append((tuple(key), row_id))
     return found
 
 
-def _insert_children(conn: Connection, children: dict[str, Rows], parent_ids: list[int], counts: Counter) -> None:
-    for rows in children.values():
-        segment = rows.segment
-        column = segment.parent_column
-        for row, owner in zip(rows.rows, rows.owners):
-            row[column] = parent_ids[owner]
-        ids = _insert(conn, segment.table, rows.rows, want_ids=bool(segment.children))
-        counts[segment.count_as] += len(rows.rows)
-        if segment.children:
-            _insert_children(conn, rows.children, ids, counts)
+def _insert_rows(conn: Connection, rows: tuple, parent_ids: list[int] | None, counts: Counter) -> None:
+    """Insert the rows of `_as_tuples` (users when `parent_ids` is None), then their children."""
+    name, columns, values, owners, children = rows
+    if not values:
+        return
+    segment = None if name is None else segment_named(name)
+    table = users if segment is None else segment.table
+    ids = _allocate_ids(conn, table, len(values)) if segment is None or segment.children else None
+    if parent_ids is None:
+        columns, values = ("id", *columns), [(i, *row) for i, row in zip(ids, values)]
+    else:
+        parents = map(parent_ids.__getitem__, owners)
+        if ids is None:
+            columns, values = (segment.parent_column, *columns), [(p, *row) for p, row in zip(parents, values)]
+        else:
+            columns = ("id", segment.parent_column, *columns)
+            values = [(i, p, *row) for i, p, row in zip(ids, parents, values)]
+    _insert(conn, table, columns, values)
+    counts["users" if segment is None else segment.count_as] += len(values)
+    for child in children:
+        _insert_rows(conn, child, ids, counts)
 
 
-def _insert(conn: Connection, table: Table, rows: list[dict], want_ids: bool) -> list[int]:
-    """Insert `rows` (all with the same keys) straight through the driver: SQLAlchemy's per-row
-    parameter processing cost more than the database's own work at 100,000 users (BENCHMARKS.md).
-    The rows already hold what the driver stores (format.py: dates and times as their stored text,
-    booleans, bytes). Parents get their ids first (from the sequence on PostgreSQL; on SQLite after the
-    highest id, under the write lock this transaction holds), so children link to them without a
-    read-back. PostgreSQL takes them with COPY, several times faster for the server than multi-row
-    INSERTs; SQLite with executemany."""
-    if not rows:
-        return []
-    ids: list[int] = []
-    if want_ids:
-        ids = _allocate_ids(conn, table, len(rows))
-        for row, new_id in zip(rows, ids):
-            row["id"] = new_id
-    columns = [c for c in rows[0] if c in table.c]
+def _insert(conn: Connection, table: Table, columns: tuple, values: list[tuple]) -> None:
+    """Insert rows (tuples in the order of `columns`) straight through the driver: SQLAlchemy's
+    per-row parameter processing cost more than the database's own work at 100,000 users
+    (BENCHMARKS.md). The rows already hold what the driver stores (format.py: dates and times as their
+    stored text, booleans, bytes). Parents come with their ids (from the sequence on PostgreSQL; on
+    SQLite after the highest id, under the write lock this transaction holds), so children link to
+    them without a read-back. PostgreSQL takes them with COPY, several times faster for the server
+    than multi-row INSERTs; SQLite with executemany."""
     cursor = conn.connection.cursor()
     try:
         if conn.dialect.name == "postgresql":
             statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-            data = _copy_text(table, columns)(rows)
+            data = _copy_text(table, columns)(values)
             # In one piece: psycopg2 lets go of the interpreter lock for each piece it sends, and the
-            # checks beside it (_Writer) would hold the lock for several milliseconds each time.
+            # reading of the next chunk beside it (_Writer) would hold the lock for milliseconds each time.
             cursor.copy_expert(statement, io.StringIO(data), size=max(8192, len(data)))
         else:
             statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-            cursor.executemany(statement, map(itemgetter(*columns), rows) if len(columns) > 1
-                               else ((r[columns[0]],) for r in rows))
+            cursor.executemany(statement, values)
     except conn.dialect.dbapi.Error as exc:  # worded by load_file, as SQLAlchemy's own errors are
         raise DBAPIError.instance(statement, None, exc, conn.dialect.dbapi.Error) from None
     finally:
         cursor.close()
-    return ids
 
 
 _COPY_TEXT: dict[tuple, Any] = {}
 
 
-def _copy_text(table: Table, columns: list[str]):
-    """A function from rows to COPY's text format (tab-separated, \\N for NULL, backslash escapes),
-    compiled per table and column list as straight-line Python like the format's checks."""
+def _copy_text(table: Table, columns: tuple):
+    """A function from rows (tuples in the order of `columns`) to COPY's text format (tab-separated,
+    \\N for NULL, backslash escapes), compiled per table and column list as straight-line Python like
+    the format's checks."""
     key = (table.name, tuple(columns))
     make = _COPY_TEXT.get(key)
     if make is not None:
@@ -697,7 +935,7 @@ def _copy_text(table: Table, columns: list[str]):
     parts = []
     for n, name in enumerate(columns):
         kind = table.c[name].type
-        v = f"r[{name!r}]"
+        v = f"r[{n}]"
         if isinstance(kind, Boolean):
             parts.append(f"('\\\\N' if (v{n} := {v}) is None else 't' if v{n} else 'f')")
         elif isinstance(kind, LargeBinary):
