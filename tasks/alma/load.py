@@ -34,7 +34,7 @@ from tasks.alma import jsonio
 from tasks.alma.nogc import cyclic_gc_paused
 from tasks.alma import xml as alma_xml
 from tasks.alma.format import CONTACT_INFO, CREDIT, SEGMENTS, USER_PLAN, Segment, plan_for, segment_named, to_row
-from tasks.alma.format import code_tables_used
+from tasks.alma.format import code_tables_used, compile_items
 from tasks.library.codes import descriptions, ensure_codes
 from tasks.db.engine import write_transaction
 from tasks.errors import InvalidInput
@@ -493,7 +493,7 @@ class _Checker:
     def _collect(self, owner: dict, owner_index: int, segments: tuple[Segment, ...], into: dict[str, Rows],
                  codes: dict, found: list, name: str, new_keys: dict, prefix: str) -> None:
         contact = owner.get(CONTACT_INFO) if segments is SEGMENTS else None
-        for segment, plan, path, unique, per_user, holder_name in _segment_info(segments):
+        for segment, plan, path, unique, per_user, holder_name, all_items in _segment_info(segments):
             holder = owner
             if holder_name:
                 holder = contact
@@ -514,10 +514,14 @@ class _Checker:
             if rows is None:
                 rows = into[segment.name] = Rows(segment)
             path = prefix + path
-            within_user: dict[tuple, int] = {}
             append_row, append_owner = rows.rows.append, rows.owners.append
             if unique:
                 met = new_keys.setdefault(segment.name, {})
+            if all_items is not None:
+                all_items(items, path, codes, found, append_row, append_owner, owner_index, met if unique else None,
+                          name)
+                continue
+            within_user: dict[tuple, int] = {}
             for i, item in enumerate(items):
                 where = f"{path}[{i}]"
                 if item.__class__ is not dict:
@@ -773,7 +777,10 @@ def _segment_info(segments: tuple[Segment, ...]) -> list:
     info = _SEGMENT_INFO.get(id(segments))
     if info is None:
         info = _SEGMENT_INFO[id(segments)] = [
-            (s, plan_for(s), s.path, tuple(_unique_columns(s)), tuple(_unique_columns(s, per_user=True)), s.under)
+            (s, plan_for(s), s.path, tuple(_unique_columns(s)), tuple(_unique_columns(s, per_user=True)), s.under,
+             # One call for all the items of the list, but where the items need more than their fields.
+             None if s.unique_per_user or s.children or s.name == "fee" else
+             compile_items(plan_for(s), s.name, tuple(_unique_columns(s)), s.unique, _repeat_message))
             for s in segments]
     return info
 
