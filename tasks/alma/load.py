@@ -12,11 +12,12 @@ items to that user, already in the library; without it the file is refused with 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
+import marshal
 import multiprocessing
 import os
-import marshal
 import queue
 import re
 import threading
@@ -27,7 +28,8 @@ from pathlib import Path
 from operator import itemgetter
 from typing import Any, Callable, Iterator, NamedTuple
 
-from sqlalchemy import BigInteger, Boolean, Connection, Engine, Integer, LargeBinary, Table, bindparam, func, select, text
+import orjson
+from sqlalchemy import BigInteger, Boolean, Connection, Engine, Integer, LargeBinary, Table, func, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from tasks.alma import jsonio
@@ -41,7 +43,6 @@ from tasks.errors import InvalidInput
 from tasks.db.schema import users
 
 MAX_REPORTED_PROBLEMS = 20
-LOOKUP_CHUNK = 2000  # values per `IN (...)`: well inside SQLite's (32766) and PostgreSQL's parameter limits
 CHUNK = 5000         # records checked and written at a time
 
 # The sub-resource responses Alma sends beside users: list name -> (what it is, what an item is).
@@ -89,7 +90,8 @@ def _load_file(engine: Engine, path: str, attach_to: str | None) -> dict:
     loader = _Loader(path)
     checking = None
     if attach_to is None and _worth_a_process(path):
-        checking = _CheckingProcess(source)  # before the transaction: the child holds no connection
+        # Before the transaction: the child holds no connection.
+        checking = _CheckingProcess(source, SHARE.get(engine.dialect.name, 0))
     try:
         with contextlib.ExitStack() as stack:
             if checking is not None:
@@ -117,6 +119,10 @@ def _load_file(engine: Engine, path: str, attach_to: str | None) -> dict:
 # A file this large (about 100 users of the demo's shape) is checked in a second process; a smaller
 # one in this process, which costs less than starting another.
 PROCESS_FROM_BYTES = 256 * 1024
+# Every SHARE-th chunk of a JSON Lines file is checked by the writing process itself, so both
+# processes finish together: on SQLite the writing is about 60% of the checks (BENCHMARKS.md); on
+# PostgreSQL the server takes the rows in a third process, and ours only hand them over.
+SHARE = {"sqlite": 5, "postgresql": 0}
 # SQLite's page cache during a load (KiB): its default 2 MB made SQLite write the indexes' pages out
 # again and again during a large load (wall time 20.0 -> 16.6 s at 100,000 users, BENCHMARKS.md).
 SQLITE_LOAD_CACHE_KIB = 65536
@@ -170,6 +176,9 @@ class Source:
     records: Iterator[tuple[str, Any]]
     sub_resource: str | None = None   # "item_loan", "fee" or "user_request"
     items: list = field(default_factory=list)
+    # JSON Lines: the records again, those of the chunks `mine` (chunk number -> bool) does not take
+    # as None, their lines not parsed (two processes share the checks of one file, _CheckingProcess).
+    records_of: Callable[[Callable[[int], bool]], Iterator] | None = None
 
 
 def open_source(path: str) -> Source:
@@ -184,7 +193,7 @@ def open_source(path: str) -> Source:
         return _xml_source(path)
     first_line = _first_line(path)
     if first_line is not None:
-        return Source(_json_lines(path))
+        return Source(_json_lines(path), records_of=functools.partial(_json_lines, path))
     return _document_source(path)
 
 
@@ -202,12 +211,17 @@ def _first_line(path: str) -> Any:
     return None
 
 
-def _json_lines(path: str) -> Iterator[tuple[str, Any]]:
+def _json_lines(path: str, mine: Callable[[int], bool] | None = None) -> Iterator[tuple[str, Any] | None]:
     with open(path, "rb") as handle:
+        count = 0  # records (non-blank lines) so far: record `count` is in chunk count // CHUNK
         for number, raw in enumerate(handle, start=1):
             if number == 1 and raw.startswith(_BOM):
                 raw = raw[3:]
             if raw.isspace() or not raw:
+                continue
+            count += 1
+            if mine is not None and not mine((count - 1) // CHUNK):
+                yield None
                 continue
             try:
                 yield f"line {number}", _parse(raw)
@@ -568,32 +582,61 @@ class _Checker:
         return new_codes
 
 
-def _checked_here(source: Source, found: dict, in_db: dict) -> Iterator[_Checked]:
+def _checked_here(source: Source, found: dict, in_db: dict,
+                  mine: Callable[[int], bool] | None = None) -> Iterator[_Checked | None]:
+    """The chunks checked in this process; with `mine`, None for each chunk it does not take."""
     checker = _Checker(found, in_db)
-    for number, chunk in enumerate(_chunks(source.records, CHUNK)):
-        yield checker.check(number, chunk)
+    records = source.records if mine is None else source.records_of(mine)
+    for number, chunk in enumerate(_chunks(records, CHUNK)):
+        yield None if chunk[0] is None else checker.check(number, chunk)
+
+
+def _takes(share: int, child: bool) -> Callable[[int], bool]:
+    """Which chunks a process checks: this one every `share`-th, the checking process the others."""
+    return (lambda number: number % share != share - 1) if child else (lambda number: number % share == share - 1)
 
 
 class _CheckingProcess:
-    """The checks of a large file in a second process (forked: it reads the file itself), so they run
-    on one core while this process writes the rows of the chunk before on the other. The chunks come
-    back one at a time through a pipe (the process waits while one is unread): memory stays flat."""
+    """The checks of a large file in a second process (forked: it reads the file itself), on one core
+    while this process writes on the other. Writing is the smaller part (SQLite), so this process
+    checks every SHARE-th chunk of a JSON Lines file itself. The chunks come back in order through a
+    pipe, read ahead by a thread (a few chunks at most: memory stays flat)."""
 
-    def __init__(self, source: Source):
+    def __init__(self, source: Source, share: int):
+        self.share = share if source.records_of is not None else 0
         context = multiprocessing.get_context("fork")
         self.pipe, child_end = context.Pipe()
-        self.process = context.Process(target=_check_in_child, args=(source, child_end, self.pipe),
+        self.process = context.Process(target=_check_in_child, args=(source, child_end, self.pipe, self.share),
                                        name="alma-load-checks", daemon=True)
         self.process.start()
         child_end.close()
+        self.source = source
+        self.inbox: queue.Queue = queue.Queue(maxsize=3)
+        self.stop = threading.Event()
+        self.reader = threading.Thread(target=self._read, name="alma-load-inbox", daemon=True)
+        self.reader.start()
 
-    def results(self, found: dict, in_db: dict) -> Iterator[_Checked]:
-        self.pipe.send((found, in_db))
-        while True:
+    def _read(self) -> None:
+        while not self.stop.is_set():
             try:
-                what, value = marshal.loads(self.pipe.recv_bytes())
-            except EOFError:
-                raise RuntimeError("the process checking the file ended without a word") from None
+                data = self.pipe.recv_bytes()
+            except (EOFError, OSError):
+                data = None
+            while not self.stop.is_set():
+                try:
+                    self.inbox.put(data, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if data is None:
+                return
+
+    def _from_child(self) -> Iterator[_Checked]:
+        while True:
+            data = self.inbox.get()
+            if data is None:
+                raise RuntimeError("the process checking the file ended without a word")
+            what, value = marshal.loads(data)
             if what == "chunk":
                 yield _Checked(*value)
             elif what == "refused":
@@ -603,23 +646,37 @@ class _CheckingProcess:
             else:
                 return
 
+    def results(self, found: dict, in_db: dict) -> Iterator[_Checked]:
+        self.pipe.send((found, in_db))
+        from_child = self._from_child()
+        if not self.share:
+            yield from from_child
+            return
+        for checked in _checked_here(self.source, found, in_db, _takes(self.share, child=False)):
+            yield next(from_child) if checked is None else checked
+        for _ in from_child:  # its end (or its error)
+            raise RuntimeError("the process checking the file sent more chunks than the file has")
+
     def __enter__(self) -> "_CheckingProcess":
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.pipe.close()
         if self.process.is_alive() and exc_info[0] is not None:
             self.process.kill()  # the load is refused: the rest of the file is not wanted
         self.process.join()
+        self.stop.set()
+        self.reader.join()
+        self.pipe.close()
 
 
-def _check_in_child(source: Source, pipe, parent_end) -> None:
+def _check_in_child(source: Source, pipe, parent_end, share: int) -> None:
     parent_end.close()
     try:
         found, in_db = pipe.recv()
         with cyclic_gc_paused():
-            for checked in _checked_here(source, found, in_db):
-                pipe.send_bytes(marshal.dumps(("chunk", tuple(checked))))
+            for checked in _checked_here(source, found, in_db, _takes(share, child=True) if share else None):
+                if checked is not None:
+                    pipe.send_bytes(marshal.dumps(("chunk", tuple(checked))))
         pipe.send_bytes(marshal.dumps(("end", None)))
     except InvalidInput as exc:
         pipe.send_bytes(marshal.dumps(("refused", str(exc))))
@@ -660,6 +717,8 @@ class _Loader:
         self.found = {table: {code: desc or None for code, desc in descriptions(conn, table).items()}
                       for table in code_tables_used()}
         self.in_db = {table: set(codes) for table, codes in self.found.items()}
+        # The codes written, as the chunks come: two processes check chunks, each noting new codes.
+        self.codes_written = {table: set(codes) for table, codes in self.found.items()}
         # Rows above these ids are this load's: a key found there was met in an earlier chunk.
         self.last_ids = {table.name: conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
                          for _, _, table, _ in _key_checks()}
@@ -685,8 +744,12 @@ class _Loader:
 
     def _write_codes(self, conn: Connection, new_codes: dict[str, dict[str, str | None]]) -> None:
         for table_name, new in new_codes.items():
-            ensure_codes(conn, table_name, new)
-            self.counts["codes_added"] += len(new)
+            written = self.codes_written.setdefault(table_name, set())
+            new = {code: desc for code, desc in new.items() if code not in written}
+            if new:
+                ensure_codes(conn, table_name, new)
+                written.update(new)
+                self.counts["codes_added"] += len(new)
 
     def _check_against_database(self, conn: Connection, new_keys: dict, number: int = 0) -> None:
         """Refuse primary ids, identifiers and loan/request/fee ids the library already holds, or an
@@ -856,28 +919,35 @@ def _describe(names: tuple[str, ...], key: tuple) -> str:
     return " ".join(f"{n} {v!r}" for n, v in zip(names, key))
 
 
-_EXISTING: dict[tuple, Any] = {}
-
-
 def _existing(conn: Connection, table: Table, columns: list[str], keys: list[tuple]) -> list[tuple[tuple, int]]:
-    """The keys among `keys` that `table` holds, each with its row's id."""
-    query = _EXISTING.get((table.name, *columns))
-    if query is None:
-        # Each column IN its own values rather than (a, b) IN ((..), ..): PostgreSQL plans a row-value
-        # list as an OR chain, seconds per chunk; this stays an index scan. Exact keys are matched here.
-        # Expanding parameters: compiled once, not for each chunk's 2,000 values.
-        cols = [table.c[c] for c in columns]
-        query = _EXISTING[(table.name, *columns)] = select(table.c.id, *cols).where(
-            *(col.in_(bindparam(f"v{n}", expanding=True)) for n, col in enumerate(cols)))
-    found: list[tuple[tuple, int]] = []
-    for start in range(0, len(keys), LOOKUP_CHUNK):
-        chunk = keys[start:start + LOOKUP_CHUNK]
-        values = {f"v{n}": list({k[n] for k in chunk}) for n in range(len(columns))}
-        wanted = set(chunk)
-        for row_id, *key in conn.execute(query, values):
-            if tuple(key) in wanted:
-                found.append((tuple(key), row_id))
-    return found
+    """The keys among `keys` that `table` holds, each with its row's id. One statement per column
+    list, straight through the driver (SQLAlchemy's expanding IN compiled 2,000 parameters a query),
+    each column matched against its own values (an index scan on both databases; a row-value list is
+    an OR chain on PostgreSQL), the exact keys picked here."""
+    if not keys:
+        return []
+    values = [list({k[n] for k in keys}) for n in range(len(columns))]
+    cursor = conn.connection.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            where = " AND ".join(f"{c} = ANY(%s)" for c in columns)
+            cursor.execute(f"SELECT id, {', '.join(columns)} FROM {table.name} WHERE {where}", values)
+        else:
+            where = " AND ".join(f"{c} IN (SELECT value FROM json_each(?))" for c in columns)
+            cursor.execute(f"SELECT id, {', '.join(columns)} FROM {table.name} WHERE {where}",
+                           [_json_array(v) for v in values])
+        found_rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    wanted = set(keys)
+    return [(key, row_id) for row_id, *parts in found_rows if (key := tuple(parts)) in wanted]
+
+
+def _json_array(values: list[str]) -> str:
+    try:
+        return orjson.dumps(values).decode("utf-8")
+    except TypeError:  # a lone surrogate (refused by the checks already): escaped, it matches nothing
+        return json.dumps(values)
 
 
 def _insert_rows(conn: Connection, rows: tuple, parent_ids: list[int] | None, counts: Counter) -> None:
