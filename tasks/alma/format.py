@@ -698,14 +698,13 @@ def compile_items(plan: Plan, name: str, unique_columns: tuple, unique_names: tu
     env["SEGMENT"] = name
     lines = [f"def items_{name}(items, path, found, problems, append_row, append_owner, owner, met, record):",
              "    for i, obj in enumerate(items):",
-             "        at = f'{path}[{i}]'",
              "        if obj.__class__ is not dict:",
-             "            problems.append((at, 'must be a JSON object'))",
-             "            continue",
-             "        where = at + '.'"]
-    lines += ["    " + line for line in _field_lines(plan.steps, env)]
+             "            problems.append((f'{path}[{i}]', 'must be a JSON object'))",
+             "            continue"]
+    # Where an item is, worded only for a problem: most items have none.
+    lines += ["    " + line.replace("(where + ", "(f'{path}[{i}].' + ") for line in _field_lines(plan.steps, env)]
     lines += [f"        if typed or len(obj) > {len(plan.known)} or not KNOWN.issuperset(obj):",
-              "            row['extra'] = _extra(obj, KNOWN, typed, problems, where)",
+              "            row['extra'] = _extra(obj, KNOWN, typed, problems, f'{path}[{i}].')",
               "        else:",
               "            row['extra'] = None"]
     if unique_columns:
@@ -713,9 +712,9 @@ def compile_items(plan: Plan, name: str, unique_columns: tuple, unique_names: tu
         lines += [f"        key = ({parts})",
                   "        first = met.get(key)",
                   "        if first is None:",
-                  "            met[key] = (record, at)",
+                  "            met[key] = (record, path, i)",
                   "        else:",
-                  f"            problems.append((at + {'.' + unique_names[-1]!r}, _repeated(NAMES, key, first, SEGMENT)))"]
+                  f"            problems.append((f'{{path}}[{{i}}].{unique_names[-1]}', _repeated(NAMES, key, first, SEGMENT)))"]
     lines += ["        append_row(row)", "        append_owner(owner)"]
     exec(compile("\n".join(lines), f"<alma items {name}>", "exec"), env)  # noqa: S102 - generated from the spec
     return env[f"items_{name}"]

@@ -374,12 +374,21 @@ class _Repeat(NamedTuple):
     chunk: int            # the chunk where it was met again
 
 
+def _met_at(met: tuple) -> tuple[str, str]:
+    """Where a key was met, (record, where): kept as (record, where), or as (record, list path, item
+    index) by the generated checks of a list (format.compile_items), worded only for a message."""
+    if len(met) == 2:
+        return met
+    record, path, i = met
+    return record, f"{path}[{i}]"
+
+
 def _repeat_message(names: tuple, key: tuple, first: tuple | None, segment: str) -> str:
     """Met twice in the file, `first` (record name, where) the first time; None: not met before in the
     file after all (a concurrent load put it in the library meanwhile)."""
     if first is None:
         return f"{_describe(names, key)} is already in the library database"
-    first_name, first_where = first
+    first_name, first_where = _met_at(first)
     if segment == "user":
         return f"{key[0]!r} appears twice in the file (also {first_name.split(' (')[0]})"
     return f"{_describe(names, key)} appears twice in the file (also {first_name} {first_where}.{names[-1]})"
@@ -760,7 +769,7 @@ class _Loader:
                 continue
             last_id = self.last_ids.get(table.name) if hasattr(self, "last_ids") else None
             for key, row_id in _existing(conn, table, columns, list(wanted)):
-                record, where = wanted[key]
+                record, where = _met_at(wanted[key])
                 if segment_name != "user":
                     where = f"{where}.{names[-1]}"
                 if last_id is not None and row_id > last_id:
@@ -771,7 +780,7 @@ class _Loader:
             aside = self.unwritten.get(segment_name)
             if aside:
                 for key in wanted.keys() & aside.keys():
-                    record, where = wanted[key]
+                    record, where = _met_at(wanted[key])
                     if segment_name != "user":
                         where = f"{where}.{names[-1]}"
                     self.problems.add(record, where, _repeat_message(names, key, aside[key], segment_name),
