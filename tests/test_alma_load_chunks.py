@@ -134,3 +134,20 @@ def test_memory_of_a_load_does_not_grow_with_the_file(engine, tmp_path, monkeypa
     small = _peak_of_load(engine, tmp_path, 1000, 1000)
     large = _peak_of_load(engine, tmp_path, 2000, 6000)
     assert large < small * 1.5, f"peak {large:,} bytes for 6,000 users against {small:,} for 1,000"
+
+
+def test_an_xml_file_of_many_chunks_loads_as_its_json(engine, tmp_path, checks):
+    # <users> is read as it is parsed, in the checking process too.
+    from tasks.alma.xml import write_users
+
+    records = [user(n) for n in range(1, 30)]
+    path = tmp_path / "users.xml"
+    with path.open("w", encoding="utf-8") as out:
+        write_users(iter([records]), out)
+
+    counts = load_files(engine, [str(path)])
+
+    assert counts["users"] == 29 and counts["loans"] == 29 and counts["fees"] == 9
+    exported = export_all(engine)
+    assert [u["primary_id"] for u in exported] == [r["primary_id"] for r in records]
+    assert exported[28]["item_loan"][0]["call_number"] == "QA29"
