@@ -91,7 +91,7 @@ def _load_file(engine: Engine, path: str, attach_to: str | None) -> dict:
     checking = None
     if attach_to is None and _worth_a_process(path):
         # Before the transaction: the child holds no connection.
-        checking = _CheckingProcess(source, SHARE.get(engine.dialect.name, 0))
+        checking = _CheckingProcess(source)
     try:
         with contextlib.ExitStack() as stack:
             if checking is not None:
@@ -119,10 +119,6 @@ def _load_file(engine: Engine, path: str, attach_to: str | None) -> dict:
 # A file this large (about 100 users of the demo's shape) is checked in a second process; a smaller
 # one in this process, which costs less than starting another.
 PROCESS_FROM_BYTES = 256 * 1024
-# Every SHARE-th chunk of a JSON Lines file is checked by the writing process itself, so both
-# processes finish together: on SQLite the writing is about 60% of the checks (BENCHMARKS.md); on
-# PostgreSQL the server takes the rows in a third process, and ours only hand them over.
-SHARE = {"sqlite": 5, "postgresql": 0}
 # SQLite's page cache during a load (KiB): its default 2 MB made SQLite write the indexes' pages out
 # again and again during a large load (wall time 20.0 -> 16.6 s at 100,000 users, BENCHMARKS.md).
 SQLITE_LOAD_CACHE_KIB = 65536
@@ -600,22 +596,37 @@ def _checked_here(source: Source, found: dict, in_db: dict,
         yield None if chunk[0] is None else checker.check(number, chunk)
 
 
-def _takes(share: int, child: bool) -> Callable[[int], bool]:
-    """Which chunks a process checks: this one every `share`-th, the checking process the others."""
-    return (lambda number: number % share != share - 1) if child else (lambda number: number % share == share - 1)
+class _Claims:
+    """Which process checks which chunk of a JSON Lines file: each takes the next chunk nobody has
+    when it is ready for one (a counter in shared memory), so the writing process checks chunks
+    whenever the checking process has none ready for it, and both finish together whatever the
+    database and the machine's load. `mine(n)` is asked for each record's chunk, in order."""
+
+    def __init__(self, counter):
+        self.counter = counter
+        self.current = -1  # the chunk this process took last
+
+    def mine(self, number: int) -> bool:
+        if number > self.current:
+            with self.counter.get_lock():  # every chunk before `number` is taken: the counter is past it
+                self.current = self.counter.value
+                self.counter.value += 1
+        return number == self.current
 
 
 class _CheckingProcess:
     """The checks of a large file in a second process (forked: it reads the file itself), on one core
-    while this process writes on the other. Writing is the smaller part (SQLite), so this process
-    checks every SHARE-th chunk of a JSON Lines file itself. The chunks come back in order through a
-    pipe, read ahead by a thread (a few chunks at most: memory stays flat)."""
+    while this process writes on the other; of a JSON Lines file this process checks the chunks the
+    other has not taken when it has nothing to write (`_Claims`). The chunks come back through a pipe,
+    read ahead by a thread, and are written in the file's order (a few chunks at most wait: memory
+    stays flat)."""
 
-    def __init__(self, source: Source, share: int):
-        self.share = share if source.records_of is not None else 0
+    def __init__(self, source: Source):
         context = multiprocessing.get_context("fork")
+        self.shared = source.records_of is not None
+        self.counter = context.Value("q", 0) if self.shared else None
         self.pipe, child_end = context.Pipe()
-        self.process = context.Process(target=_check_in_child, args=(source, child_end, self.pipe, self.share),
+        self.process = context.Process(target=_check_in_child, args=(source, child_end, self.pipe, self.counter),
                                        name="alma-load-checks", daemon=True)
         self.process.start()
         child_end.close()
@@ -640,31 +651,65 @@ class _CheckingProcess:
             if data is None:
                 return
 
-    def _from_child(self) -> Iterator[_Checked]:
-        while True:
-            data = self.inbox.get()
-            if data is None:
-                raise RuntimeError("the process checking the file ended without a word")
-            what, value = marshal.loads(data)
-            if what == "chunk":
-                yield _Checked(*value)
-            elif what == "refused":
-                raise InvalidInput(value)
-            elif what == "failed":
-                raise RuntimeError(f"checking the file failed:\n{value}")
-            else:
-                return
+    def _take(self, block: bool) -> tuple[str, Any] | None:
+        """The checking process's next message: ("chunk", _Checked), ("refused", (chunk, message)),
+        ("end", None); None when there is none yet and `block` is false."""
+        try:
+            data = self.inbox.get(block=block)
+        except queue.Empty:
+            return None
+        if data is None:
+            raise RuntimeError("the process checking the file ended without a word")
+        what, value = marshal.loads(data)
+        if what == "failed":
+            raise RuntimeError(f"checking the file failed:\n{value}")
+        return what, (_Checked(*value) if what == "chunk" else value)
 
     def results(self, found: dict, in_db: dict) -> Iterator[_Checked]:
+        """Every chunk checked, in the file's order."""
         self.pipe.send((found, in_db))
-        from_child = self._from_child()
-        if not self.share:
-            yield from from_child
-            return
-        for checked in _checked_here(self.source, found, in_db, _takes(self.share, child=False)):
-            yield next(from_child) if checked is None else checked
-        for _ in from_child:  # its end (or its error)
-            raise RuntimeError("the process checking the file sent more chunks than the file has")
+        ready: dict[int, _Checked | InvalidInput] = {}  # by chunk number: checked, or refused there
+        own = claims = None
+        if self.shared:
+            claims = _Claims(self.counter)
+            own = _checked_here(self.source, found, in_db, claims.mine)
+        child_done, next_number = False, 0
+        while True:
+            if next_number in ready:
+                checked = ready.pop(next_number)
+                if isinstance(checked, InvalidInput):
+                    raise checked
+                yield checked
+                next_number += 1
+                continue
+            if child_done and own is None:
+                if ready:
+                    raise RuntimeError(f"load: chunk {next_number} of the file was never checked")
+                return
+            message = None if child_done else self._take(block=own is None)
+            if message is not None:
+                what, value = message
+                if what == "chunk":
+                    ready[value.number] = value
+                elif what == "refused":
+                    number, text = value
+                    if number is None:  # it checks every chunk: this is the next
+                        raise InvalidInput(text)
+                    ready[number] = InvalidInput(text)
+                    child_done = True  # it checks no further
+                else:
+                    child_done = True
+                continue
+            try:  # nothing ready from the other process: check the next chunk here
+                checked = next(own)
+            except StopIteration:
+                own = None
+            except InvalidInput as exc:
+                ready[claims.current] = exc
+                own = None
+            else:
+                if checked is not None:
+                    ready[checked.number] = checked
 
     def __enter__(self) -> "_CheckingProcess":
         return self
@@ -678,17 +723,18 @@ class _CheckingProcess:
         self.pipe.close()
 
 
-def _check_in_child(source: Source, pipe, parent_end, share: int) -> None:
+def _check_in_child(source: Source, pipe, parent_end, counter) -> None:
     parent_end.close()
+    claims = _Claims(counter) if counter is not None else None
     try:
         found, in_db = pipe.recv()
         with cyclic_gc_paused():
-            for checked in _checked_here(source, found, in_db, _takes(share, child=True) if share else None):
+            for checked in _checked_here(source, found, in_db, claims.mine if claims else None):
                 if checked is not None:
                     pipe.send_bytes(marshal.dumps(("chunk", tuple(checked))))
         pipe.send_bytes(marshal.dumps(("end", None)))
     except InvalidInput as exc:
-        pipe.send_bytes(marshal.dumps(("refused", str(exc))))
+        pipe.send_bytes(marshal.dumps(("refused", (claims.current if claims else None, str(exc)))))
     except (BrokenPipeError, EOFError):
         pass  # the writer gave up (its own error is the one reported)
     except BaseException:  # noqa: BLE001 - reported by the writer, which raises it
