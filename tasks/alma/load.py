@@ -813,7 +813,7 @@ class _Loader:
             wanted = new_keys.get(segment_name) or {}
             if not wanted:
                 continue
-            last_id = self.last_ids.get(table.name) if hasattr(self, "last_ids") else None
+            last_id = self.last_ids[table.name]
             for key, row_id in _existing(conn, table, columns, list(wanted)):
                 record, where = _met_at(wanted[key])
                 if segment_name != "user":
