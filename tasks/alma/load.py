@@ -1,9 +1,11 @@
 """`load FILE...`: users in the Alma format (see tasks/alma/format.py) into the library database.
 
 Each file loads in one transaction: entirely or not at all. Records are read and checked a chunk at a
-time (JSON Lines and XML `<users>` are streamed, so memory stays flat in the file's size) and each
-chunk's rows go in table by table with executemany; a problem anywhere rolls the whole file back (the
-rest of the file is still checked, so the message lists up to 20 problems at once).
+time (JSON Lines and XML `<users>` are streamed, and a key met in an earlier chunk is found in the
+database, so memory stays flat in the file's size), a large file's in a second process beside the one
+that writes (_CheckingProcess), and each chunk's rows go in table by table (executemany, COPY); a
+problem anywhere rolls the whole file back (the rest of the file is still checked, so the message lists
+up to 20 problems at once).
 
 A file that is an Alma loans, fees or requests response (GET /users/{id}/loans, .../fees,
 .../requests, or one fee) is not a file of users: `load --attach-to PRIMARY_ID FILE` attaches its
