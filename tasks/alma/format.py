@@ -107,6 +107,10 @@ class Segment:
     def path(self) -> str:
         return f"{self.under}.{self.name}" if self.under else self.name
 
+    def __reduce__(self):
+        # Sent between processes by name (load checks in a second process): a Segment holds its Table.
+        return (segment_named, (self.name,))
+
 
 def _segment_type() -> Field:
     return Field("segment_type", CHOICE, choices=SEGMENT_TYPES)
@@ -248,6 +252,17 @@ SEGMENTS: tuple[Segment, ...] = (
 )
 
 CONTACT_INFO = "contact_info"
+
+
+def segment_named(name: str) -> Segment:
+    """A segment of the format, children (a fee's transactions) included, by its name."""
+    stack = list(SEGMENTS)
+    while stack:
+        seg = stack.pop()
+        if seg.name == name:
+            return seg
+        stack += seg.children
+    raise KeyError(name)
 
 
 def all_fields() -> list[tuple[Table, Field]]:
@@ -582,13 +597,21 @@ def _compile(plan_steps: tuple, name: str) -> Callable:
     for the common well-formed value (a short ASCII string, a bool, a UTC time, a plain code): at
     100,000 users a generic loop over the steps cost more than all the rest of the load. The slow path
     is the field's check function, which also words every refusal."""
-    # A number reaches the checks as the exact reader gives it (a Decimal), whichever reader read it
-    # (jsonio), so amounts and messages do not depend on it.
-    env: dict[str, Any] = {"Bad": Bad, "AsLoaded": AsLoaded, "_fromiso": dt.datetime.fromisoformat, "_note": _note,
-                           "_Decimal": Decimal, "_fromisodate": dt.date.fromisoformat,
-                           "_known_codes": _known_codes}
-    lines = [f"def fields_{name}(obj, found, problems, where):",
-             "    get = obj.get", "    row = {}", "    typed = None"]
+    env = _compile_env()
+    lines = [f"def fields_{name}(obj, found, problems, where):"] + _field_lines(plan_steps, env) + [
+        "    return row, typed"]
+    exec(compile("\n".join(lines), f"<alma fields {name}>", "exec"), env)  # noqa: S102 - generated from the spec
+    return env[f"fields_{name}"]
+
+
+def _compile_env() -> dict[str, Any]:
+    return {"Bad": Bad, "AsLoaded": AsLoaded, "_fromiso": dt.datetime.fromisoformat, "_note": _note,
+            "_Decimal": Decimal, "_fromisodate": dt.date.fromisoformat, "_known_codes": _known_codes}
+
+
+def _field_lines(plan_steps: tuple, env: dict[str, Any]) -> list[str]:
+    """The body that makes `row` (and `typed`) from `obj`, problems worded at `where` + field name."""
+    lines = ["    get = obj.get", "    row = {}", "    typed = None"]
 
     def slow(n: int, fn: str, col: str, pad: str) -> list[str]:
         return [f"{pad}try:",
@@ -660,9 +683,41 @@ def _compile(plan_steps: tuple, name: str) -> Callable:
             lines.append(f"            row[{col}] = c")
         lines.append("    else:")
         lines += slow(n, fn, col, "        ")
-    lines.append("    return row, typed")
-    exec(compile("\n".join(lines), f"<alma fields {name}>", "exec"), env)  # noqa: S102 - generated from the spec
-    return env[f"fields_{name}"]
+    return lines
+
+
+def compile_items(plan: Plan, name: str, unique_columns: tuple, unique_names: tuple,
+                  repeated: Callable[[tuple, tuple, tuple, str], str]) -> Callable:
+    """All the items of one list of a record (a user's loans, ...) in one call: the loop, the fields,
+    `extra` (as to_row) and the key unique in the library, met again in the chunk (`met`: key ->
+    (record, where), worded by `repeated`), as straight-line Python. At 100,000 users the calls
+    per item (to_row, its fields function) cost a second of the checks. For a list without per-user
+    keys or child lists (load does those item by item)."""
+    env = _compile_env()
+    env["KNOWN"], env["_extra"], env["_repeated"], env["NAMES"] = plan.known, _extra_of, repeated, unique_names
+    env["SEGMENT"] = name
+    lines = [f"def items_{name}(items, path, found, problems, append_row, append_owner, owner, met, record):",
+             "    for i, obj in enumerate(items):",
+             "        if obj.__class__ is not dict:",
+             "            problems.append((f'{path}[{i}]', 'must be a JSON object'))",
+             "            continue"]
+    # Where an item is, worded only for a problem: most items have none.
+    lines += ["    " + line.replace("(where + ", "(f'{path}[{i}].' + ") for line in _field_lines(plan.steps, env)]
+    lines += [f"        if typed or len(obj) > {len(plan.known)} or not KNOWN.issuperset(obj):",
+              "            row['extra'] = _extra(obj, KNOWN, typed, problems, f'{path}[{i}].')",
+              "        else:",
+              "            row['extra'] = None"]
+    if unique_columns:
+        parts = " ".join(f"row.get({column!r}) or ''," for column in unique_columns)
+        lines += [f"        key = ({parts})",
+                  "        first = met.get(key)",
+                  "        if first is None:",
+                  "            met[key] = (record, path, i)",
+                  "        else:",
+                  f"            problems.append((f'{{path}}[{{i}}].{unique_names[-1]}', _repeated(NAMES, key, first, SEGMENT)))"]
+    lines += ["        append_row(row)", "        append_owner(owner)"]
+    exec(compile("\n".join(lines), f"<alma items {name}>", "exec"), env)  # noqa: S102 - generated from the spec
+    return env[f"items_{name}"]
 
 
 _COMPILED: dict[int, Callable] = {}
@@ -676,29 +731,34 @@ def to_row(obj: dict, plan: Plan, found: dict, problems: list, where: str) -> di
     if fields is None:
         fields = _COMPILED[id(plan)] = _compile(plan.steps, f"p{len(_COMPILED)}")
     row, typed = fields(obj, found, problems, where)
+    row[EXTRA] = _extra_of(obj, plan.known, typed, problems, where, plan.contact)
+    return row
+
+
+def _extra_of(obj: dict, known: frozenset, typed: dict | None, problems: list, where: str,
+              contact: bool = False) -> str | None:
+    """The `extra` column of a record: what the plan does not type (with contact_info's for a user),
+    and the typed fields' exact forms under @typed, as JSON text; None when there is none."""
     extra = None
-    known = plan.known
     if len(obj) > len(known) or not known.issuperset(obj):
         extra = {k: v for k, v in obj.items() if k not in known}
         if TYPED in extra:
             problems.append((f"{where}{TYPED}", "is a name this library keeps for itself; rename the field"))
-    if plan.contact:
-        contact = obj.get(CONTACT_INFO)
-        if contact.__class__ is dict and not CONTACT_KNOWN.issuperset(contact):
+    if contact:
+        info = obj.get(CONTACT_INFO)
+        if info.__class__ is dict and not CONTACT_KNOWN.issuperset(info):
             extra = extra or {}
-            extra[CONTACT_INFO] = {k: v for k, v in contact.items() if k not in CONTACT_KNOWN}
+            extra[CONTACT_INFO] = {k: v for k, v in info.items() if k not in CONTACT_KNOWN}
     if typed:
         extra = extra or {}
         extra[TYPED] = typed
-    if extra:
-        try:
-            row[EXTRA] = _dump_extra(extra)
-        except (TypeError, ValueError) as exc:
-            problems.append((where.rstrip(".") or "user", f"cannot be kept: {exc}"))
-            row[EXTRA] = None
-    else:
-        row[EXTRA] = None
-    return row
+    if not extra:
+        return None
+    try:
+        return _dump_extra(extra)
+    except (TypeError, ValueError) as exc:
+        problems.append((where.rstrip(".") or "user", f"cannot be kept: {exc}"))
+        return None
 
 
 def items_of(obj: dict, segment: Segment, problems: list, where: str) -> list:

@@ -1,9 +1,11 @@
 """`load FILE...`: users in the Alma format (see tasks/alma/format.py) into the library database.
 
 Each file loads in one transaction: entirely or not at all. Records are read and checked a chunk at a
-time (JSON Lines and XML `<users>` are streamed, so memory stays flat in the file's size) and each
-chunk's rows go in table by table with executemany; a problem anywhere rolls the whole file back (the
-rest of the file is still checked, so the message lists up to 20 problems at once).
+time (JSON Lines and XML `<users>` are streamed, and a key met in an earlier chunk is found in the
+database, so memory stays flat in the file's size), a large file's in a second process beside the one
+that writes (_CheckingProcess), and each chunk's rows go in table by table (executemany, COPY); a
+problem anywhere rolls the whole file back (the rest of the file is still checked, so the message lists
+up to 20 problems at once).
 
 A file that is an Alma loans, fees or requests response (GET /users/{id}/loans, .../fees,
 .../requests, or one fee) is not a file of users: `load --attach-to PRIMARY_ID FILE` attaches its
@@ -11,32 +13,38 @@ items to that user, already in the library; without it the file is refused with 
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import json
+import marshal
+import multiprocessing
+import os
 import queue
 import re
 import threading
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from operator import itemgetter
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
-from sqlalchemy import BigInteger, Boolean, Connection, Engine, Integer, LargeBinary, Table, bindparam, func, select, text
+import orjson
+from sqlalchemy import BigInteger, Boolean, Connection, Engine, Integer, LargeBinary, Table, func, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from tasks.alma import jsonio
 from tasks.alma.nogc import cyclic_gc_paused
 from tasks.alma import xml as alma_xml
-from tasks.alma.format import CONTACT_INFO, CREDIT, SEGMENTS, USER_PLAN, Segment, plan_for, to_row
-from tasks.alma.format import code_tables_used
+from tasks.alma.format import CONTACT_INFO, CREDIT, SEGMENTS, USER_PLAN, Segment, plan_for, segment_named, to_row
+from tasks.alma.format import code_tables_used, compile_items
 from tasks.library.codes import descriptions, ensure_codes
 from tasks.db.engine import write_transaction
 from tasks.errors import InvalidInput
 from tasks.db.schema import users
 
 MAX_REPORTED_PROBLEMS = 20
-LOOKUP_CHUNK = 2000  # values per `IN (...)`: well inside SQLite's (32766) and PostgreSQL's parameter limits
 CHUNK = 5000         # records checked and written at a time
 
 # The sub-resource responses Alma sends beside users: list name -> (what it is, what an item is).
@@ -82,23 +90,62 @@ def _load_file(engine: Engine, path: str, attach_to: str | None) -> dict:
         raise InvalidInput(f"{path}: --attach-to {attach_to!r} takes a loans, fees or requests response; "
                            f"this file holds users: load it without --attach-to")
     loader = _Loader(path)
+    checking = None
+    if attach_to is None and _worth_a_process(path):
+        # Before the transaction: the child holds no connection.
+        checking = _CheckingProcess(source)
     try:
-        with write_transaction(engine) as conn:
+        with contextlib.ExitStack() as stack:
+            if checking is not None:
+                stack.enter_context(checking)
+            conn = stack.enter_context(write_transaction(engine))
+            stack.enter_context(_sqlite_cache(conn))
             loader.start(conn)
             if attach_to is not None:
                 loader.attach(conn, attach_to, source)
             else:
+                found, in_db = loader.found, loader.in_db
+                chunks = checking.results(found, in_db) if checking else _checked_here(source, found, in_db)
                 with _Writer(conn) as write:
-                    for number, chunk in enumerate(_chunks(source.records, CHUNK)):
-                        work = loader.check(number, chunk)
-                        if work is not None:
-                            write(lambda work=work: work(conn))
+                    for checked in chunks:
+                        work = loader.take(checked)
+                        write(lambda work=work: work(conn))
             loader.problems.raise_if_any()
             return dict(loader.counts)
     except (IntegrityError, DataError) as exc:
         # Validation covers what we know of; this is a concurrent load or a rule only the database has.
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise InvalidInput(f"{path}: the database refused the file ({detail}); nothing was loaded") from None
+
+
+# A file this large (about 100 users of the demo's shape) is checked in a second process; a smaller
+# one in this process, which costs less than starting another.
+PROCESS_FROM_BYTES = 256 * 1024
+# SQLite's page cache during a load (KiB): its default 2 MB made SQLite write the indexes' pages out
+# again and again during a large load (wall time 20.0 -> 16.6 s at 100,000 users, BENCHMARKS.md).
+SQLITE_LOAD_CACHE_KIB = 65536
+
+
+def _worth_a_process(path: str) -> bool:
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    try:
+        return os.path.getsize(path) >= PROCESS_FROM_BYTES
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _sqlite_cache(conn: Connection) -> Iterator[None]:
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_LOAD_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {int(before)}")
 
 
 def _chunks(records: Iterator, size: int) -> Iterator[list]:
@@ -127,6 +174,9 @@ class Source:
     records: Iterator[tuple[str, Any]]
     sub_resource: str | None = None   # "item_loan", "fee" or "user_request"
     items: list = field(default_factory=list)
+    # JSON Lines: the records again, those of the chunks `mine` (chunk number -> bool) does not take
+    # as None, their lines not parsed (two processes share the checks of one file, _CheckingProcess).
+    records_of: Callable[[Callable[[int], bool]], Iterator] | None = None
 
 
 def open_source(path: str) -> Source:
@@ -141,7 +191,7 @@ def open_source(path: str) -> Source:
         return _xml_source(path)
     first_line = _first_line(path)
     if first_line is not None:
-        return Source(_json_lines(path))
+        return Source(_json_lines(path), records_of=functools.partial(_json_lines, path))
     return _document_source(path)
 
 
@@ -159,12 +209,17 @@ def _first_line(path: str) -> Any:
     return None
 
 
-def _json_lines(path: str) -> Iterator[tuple[str, Any]]:
+def _json_lines(path: str, mine: Callable[[int], bool] | None = None) -> Iterator[tuple[str, Any] | None]:
     with open(path, "rb") as handle:
+        count = 0  # records (non-blank lines) so far: record `count` is in chunk count // CHUNK
         for number, raw in enumerate(handle, start=1):
             if number == 1 and raw.startswith(_BOM):
                 raw = raw[3:]
             if raw.isspace() or not raw:
+                continue
+            count += 1
+            if mine is not None and not mine((count - 1) // CHUNK):
+                yield None
                 continue
             try:
                 yield f"line {number}", _parse(raw)
@@ -260,27 +315,30 @@ class Rows:
 
 
 class _Problems:
-    """The problems found, in the file's order: those of checking the records (found chunk by chunk)
-    and those of the database (a key already in the library), which a background writer may find
-    while a later chunk is being checked; the message lists a chunk's checks before its database
-    problems, as a load that did one chunk after the other would."""
+    """The problems found, in the file's order: those of checking the records (found chunk by chunk,
+    in the checking process) and those of the database (a key already in the library or met in an
+    earlier chunk), which the writer finds while a later chunk is being checked; the message lists a
+    chunk's checks before its database problems, as a load that did one chunk after the other would.
+    A key met in an earlier chunk is found in the database (that chunk's rows are written): where it
+    was met first is looked up in the file only when the message is worded (`word_repeats`)."""
 
     CHECK, DATABASE = 0, 1
 
     def __init__(self, path: str):
         self.path = path
-        self.found: list[list] = [[], []]   # per source: (chunk, sequence, line), the first few of each
+        self.found: list[list] = [[], []]   # per source: (chunk, sequence, record, where, message)
         self.counts = [0, 0]
         self.first_chunk = None              # the first chunk with a problem: nothing after it is written
         self.lock = threading.Lock()         # the loading thread and the writer add problems
+        self.word_repeats: Callable[[list["_Repeat"]], dict] | None = None
 
-    def add(self, where_record: str, where: str, message: str, chunk: int = 0, source: int = CHECK) -> None:
+    def add(self, where_record: str, where: str, message: "str | _Repeat", chunk: int = 0,
+            source: int = CHECK) -> None:
         with self.lock:
             if self.first_chunk is None or chunk < self.first_chunk:
                 self.first_chunk = chunk
             if len(self.found[source]) < MAX_REPORTED_PROBLEMS:
-                self.found[source].append((chunk, source, len(self.found[source]),
-                                           f"{self.path}: {where_record}: {where}: {message}"))
+                self.found[source].append((chunk, source, len(self.found[source]), where_record, where, message))
             self.counts[source] += 1
 
     def __bool__(self) -> bool:
@@ -292,12 +350,46 @@ class _Problems:
 
     def raise_if_any(self) -> None:
         if self:
-            lines = [line for *_, line in sorted(self.found[0] + self.found[1])][:MAX_REPORTED_PROBLEMS]
+            shown = sorted(self.found[0] + self.found[1])[:MAX_REPORTED_PROBLEMS]
+            repeats = [message for *_, message in shown if isinstance(message, _Repeat)]
+            worded = self.word_repeats(repeats) if repeats and self.word_repeats else {}
+            lines = [f"{self.path}: {record}: {where}: {worded.get(message, message)}"
+                     for *_, record, where, message in shown]
             more = sum(self.counts) - len(lines)
             if more:
                 lines.append(f"{self.path}: ... and {more} more problems")
             lines.append(f"{self.path}: nothing was loaded")
             raise InvalidInput("\n".join(lines))
+
+
+class _Repeat(NamedTuple):
+    """A library-wide key the database already holds from an earlier chunk of this file: worded once
+    the first record that has it is found again in the file."""
+
+    segment: str          # "user" or a segment's name
+    names: tuple          # the key's fields
+    key: tuple
+    chunk: int            # the chunk where it was met again
+
+
+def _met_at(met: tuple) -> tuple[str, str]:
+    """Where a key was met, (record, where): kept as (record, where), or as (record, list path, item
+    index) by the generated checks of a list (format.compile_items), worded only for a message."""
+    if len(met) == 2:
+        return met
+    record, path, i = met
+    return record, f"{path}[{i}]"
+
+
+def _repeat_message(names: tuple, key: tuple, first: tuple | None, segment: str) -> str:
+    """Met twice in the file, `first` (record name, where) the first time; None: not met before in the
+    file after all (a concurrent load put it in the library meanwhile)."""
+    if first is None:
+        return f"{_describe(names, key)} is already in the library database"
+    first_name, first_where = _met_at(first)
+    if segment == "user":
+        return f"{key[0]!r} appears twice in the file (also {first_name.split(' (')[0]})"
+    return f"{_describe(names, key)} appears twice in the file (also {first_name} {first_where}.{names[-1]})"
 
 
 class _Writer:
@@ -352,72 +444,77 @@ def _record_name(label: str, data: Any) -> str:
     return f"{label} (primary_id {pid!r})" if isinstance(pid, str) and pid else label
 
 
-class _Loader:
-    def __init__(self, path: str):
-        self.path = path
-        self.problems = _Problems(path)
-        self.counts: Counter = Counter({"users": 0, "codes_added": 0})
-        # segment name ("user" for users) -> library-wide unique key -> where it was met in the file
-        self.keys: dict[str, dict[tuple, str]] = {"user": {}}
+class _Checked(NamedTuple):
+    """One chunk checked: its rows (`_as_tuples`; None once it has a problem: never written), its
+    problems (record, where, message), the library-wide keys it holds (segment name -> key -> (record,
+    where), the first time in the chunk) and the codes met in it that the tables lack. Plain values
+    only: it goes between processes by `marshal`, several times faster than pickle for them."""
 
-    def start(self, conn: Connection) -> None:
-        # Every code the tables hold, with its description: a record whose desc differs keeps its own
-        # (format.py), and codes met for the first time are added to the tables chunk by chunk.
-        self.found = {table: {code: desc or None for code, desc in descriptions(conn, table).items()}
-                      for table in code_tables_used()}
-        self.in_db = {table: set(codes) for table, codes in self.found.items()}
+    number: int
+    rows: tuple | None
+    problems: list
+    keys: dict
+    new_codes: dict
 
-    # -- users
 
-    def check(self, number: int, records: list[tuple[str, Any]]) -> Callable[[Connection], None] | None:
-        """Check chunk `number`; returns its database work (refusing keys the library already holds,
-        then writing), or None once the file has a problem (the rest is still checked, nothing more
-        written)."""
+def _as_tuples(rows: Rows) -> tuple:
+    """Rows as (segment name or None for users, columns, a tuple of values per row, owners, children),
+    the values in the columns' order, as the driver takes them."""
+    table = users if rows.segment is None else rows.segment.table
+    columns: tuple = ()
+    values: list = []
+    if rows.rows:
+        columns = tuple(c for c in rows.rows[0] if c in table.c)
+        values = (list(map(itemgetter(*columns), rows.rows)) if len(columns) > 1
+                  else [(r[columns[0]],) for r in rows.rows])
+    return (None if rows.segment is None else rows.segment.name, columns, values, rows.owners,
+            [_as_tuples(child) for child in rows.children.values()])
+
+
+class _Checker:
+    """Checks the records chunk by chunk and turns them into rows: in a second process for a large
+    file (`_CheckingProcess`), beside the one that writes. It keeps nothing from one chunk to the next
+    but the codes met, so memory stays flat in the file's size: a key met in an earlier chunk is found
+    by the writer in the database, where that chunk's rows already are."""
+
+    def __init__(self, found: dict, in_db: dict):
+        self.found = found   # code table -> code -> desc: the tables' codes, then those met
+        self.in_db = in_db   # code table -> the codes the tables hold (or will, once written)
+
+    def check(self, number: int, records: list[tuple[str, Any]]) -> _Checked:
         user_rows = Rows(None)
         codes = self.found
-        new_keys: dict[str, dict[tuple, str]] = {}
+        new_keys: dict[str, dict[tuple, tuple]] = {"user": {}}
+        users_met = new_keys["user"]
+        problems: list = []
         for label, data in records:
             name = _record_name(label, data)
             if not isinstance(data, dict):
-                self.problems.add(name, "user", f"must be a JSON object, got {type(data).__name__}", number)
+                problems.append((name, "user", f"must be a JSON object, got {type(data).__name__}"))
                 continue
             found: list[tuple[str, str]] = []
             row = to_row(data, USER_PLAN, codes, found, "")
             pid = row.get("primary_id")
             if isinstance(pid, str):
-                seen = self.keys["user"].get((pid,))
+                seen = users_met.get((pid,))
                 if seen:
-                    found.append(("primary_id", f"{pid!r} appears twice in the file (also {seen.split(' (')[0]})"))
+                    found.append(("primary_id", _repeat_message(("primary_id",), (pid,), seen, "user")))
                 else:
-                    self.keys["user"][(pid,)] = name
-                    new_keys.setdefault("user", {})[(pid,)] = (name, "primary_id")
+                    users_met[(pid,)] = (name, "primary_id")
             index = len(user_rows.rows)
             user_rows.rows.append(row)
             user_rows.owners.append(index)
             self._collect(data, index, SEGMENTS, user_rows.children, codes, found, name, new_keys, "")
             for where, message in found:
-                self.problems.add(name, where, message, number)
-        if self.problems:
-            return None
-        new_codes = self._new_codes(codes)
-
-        def write(conn: Connection) -> None:
-            if self.problems.before(number):
-                return
-            self._check_against_database(conn, new_keys, number)
-            if self.problems.before(number):
-                return
-            self._write_codes(conn, new_codes)
-            user_ids = _insert(conn, users, user_rows.rows, want_ids=True)
-            self.counts["users"] += len(user_rows.rows)
-            _insert_children(conn, user_rows.children, user_ids, self.counts)
-
-        return write
+                problems.append((name, where, message))
+        if problems:
+            return _Checked(number, None, problems, new_keys, {})
+        return _Checked(number, _as_tuples(user_rows), problems, new_keys, self._new_codes(codes))
 
     def _collect(self, owner: dict, owner_index: int, segments: tuple[Segment, ...], into: dict[str, Rows],
                  codes: dict, found: list, name: str, new_keys: dict, prefix: str) -> None:
         contact = owner.get(CONTACT_INFO) if segments is SEGMENTS else None
-        for segment, plan, path, unique, per_user, holder_name in _segment_info(segments):
+        for segment, plan, path, unique, per_user, holder_name, all_items in _segment_info(segments):
             holder = owner
             if holder_name:
                 holder = contact
@@ -438,11 +535,14 @@ class _Loader:
             if rows is None:
                 rows = into[segment.name] = Rows(segment)
             path = prefix + path
-            within_user: dict[tuple, int] = {}
             append_row, append_owner = rows.rows.append, rows.owners.append
             if unique:
-                seen_in_file = self.keys.setdefault(segment.name, {})
-                new_in_chunk = new_keys.setdefault(segment.name, {})
+                met = new_keys.setdefault(segment.name, {})
+            if all_items is not None:
+                all_items(items, path, codes, found, append_row, append_owner, owner_index, met if unique else None,
+                          name)
+                continue
+            within_user: dict[tuple, int] = {}
             for i, item in enumerate(items):
                 where = f"{path}[{i}]"
                 if item.__class__ is not dict:
@@ -452,12 +552,12 @@ class _Loader:
                 if unique:
                     # Where a key was met is kept as its parts and worded only for a message.
                     key = (row.get(unique[0]) or "",) if len(unique) == 1 else tuple(row.get(c) or "" for c in unique)
-                    if key in seen_in_file:
-                        first_name, first_where = seen_in_file[key]
-                        found.append((f"{where}.{segment.unique[-1]}", f"{_describe(segment.unique, key)} appears "
-                                      f"twice in the file (also {first_name} {first_where}.{segment.unique[-1]})"))
+                    first = met.get(key)
+                    if first is not None:
+                        found.append((f"{where}.{segment.unique[-1]}",
+                                      _repeat_message(segment.unique, key, first, segment.name)))
                     else:
-                        seen_in_file[key] = new_in_chunk[key] = (name, where)
+                        met[key] = (name, where)
                 if per_user:
                     key = tuple(row.get(c) or "" for c in per_user)
                     if key in within_user:
@@ -488,23 +588,279 @@ class _Loader:
                 known.update(new)
         return new_codes
 
+
+def _checked_here(source: Source, found: dict, in_db: dict,
+                  mine: Callable[[int], bool] | None = None) -> Iterator[_Checked | None]:
+    """The chunks checked in this process; with `mine`, None for each chunk it does not take."""
+    checker = _Checker(found, in_db)
+    records = source.records if mine is None else source.records_of(mine)
+    for number, chunk in enumerate(_chunks(records, CHUNK)):
+        yield None if chunk[0] is None else checker.check(number, chunk)
+
+
+class _Claims:
+    """Which process checks which chunk of a JSON Lines file: each takes the next chunk nobody has
+    when it is ready for one (a counter in shared memory), so the writing process checks chunks
+    whenever the checking process has none ready for it, and both finish together whatever the
+    database and the machine's load. `mine(n)` is asked for each record's chunk, in order."""
+
+    def __init__(self, counter):
+        self.counter = counter
+        self.current = -1  # the chunk this process took last
+
+    def mine(self, number: int) -> bool:
+        if number > self.current:
+            with self.counter.get_lock():  # every chunk before `number` is taken: the counter is past it
+                self.current = self.counter.value
+                self.counter.value += 1
+        return number == self.current
+
+
+class _CheckingProcess:
+    """The checks of a large file in a second process (forked: it reads the file itself), on one core
+    while this process writes on the other; of a JSON Lines file this process checks the chunks the
+    other has not taken when it has nothing to write (`_Claims`). The chunks come back through a pipe,
+    read ahead by a thread, and are written in the file's order (a few chunks at most wait: memory
+    stays flat)."""
+
+    def __init__(self, source: Source):
+        context = multiprocessing.get_context("fork")
+        self.shared = source.records_of is not None
+        self.counter = context.Value("q", 0) if self.shared else None
+        self.pipe, child_end = context.Pipe()
+        self.process = context.Process(target=_check_in_child, args=(source, child_end, self.pipe, self.counter),
+                                       name="alma-load-checks", daemon=True)
+        self.process.start()
+        child_end.close()
+        self.source = source
+        self.inbox: queue.Queue = queue.Queue(maxsize=3)
+        self.stop = threading.Event()
+        self.reader = threading.Thread(target=self._read, name="alma-load-inbox", daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while not self.stop.is_set():
+            try:
+                data = self.pipe.recv_bytes()
+            except (EOFError, OSError):
+                data = None
+            while not self.stop.is_set():
+                try:
+                    self.inbox.put(data, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if data is None:
+                return
+
+    def _take(self, block: bool) -> tuple[str, Any] | None:
+        """The checking process's next message: ("chunk", _Checked), ("refused", (chunk, message)),
+        ("end", None); None when there is none yet and `block` is false."""
+        try:
+            data = self.inbox.get(block=block)
+        except queue.Empty:
+            return None
+        if data is None:
+            raise RuntimeError("the process checking the file ended without a word")
+        what, value = marshal.loads(data)
+        if what == "failed":
+            raise RuntimeError(f"checking the file failed:\n{value}")
+        return what, (_Checked(*value) if what == "chunk" else value)
+
+    def results(self, found: dict, in_db: dict) -> Iterator[_Checked]:
+        """Every chunk checked, in the file's order."""
+        self.pipe.send((found, in_db))
+        ready: dict[int, _Checked | InvalidInput] = {}  # by chunk number: checked, or refused there
+        own = claims = None
+        if self.shared:
+            claims = _Claims(self.counter)
+            own = _checked_here(self.source, found, in_db, claims.mine)
+        child_done, next_number = False, 0
+        while True:
+            if next_number in ready:
+                checked = ready.pop(next_number)
+                if isinstance(checked, InvalidInput):
+                    raise checked
+                yield checked
+                next_number += 1
+                continue
+            if child_done and own is None:
+                if ready:
+                    raise RuntimeError(f"load: chunk {next_number} of the file was never checked")
+                return
+            message = None if child_done else self._take(block=own is None)
+            if message is not None:
+                what, value = message
+                if what == "chunk":
+                    ready[value.number] = value
+                elif what == "refused":
+                    number, text = value
+                    if number is None:  # it checks every chunk: this is the next
+                        raise InvalidInput(text)
+                    ready[number] = InvalidInput(text)
+                    child_done = True  # it checks no further
+                else:
+                    child_done = True
+                continue
+            try:  # nothing ready from the other process: check the next chunk here
+                checked = next(own)
+            except StopIteration:
+                own = None
+            except InvalidInput as exc:
+                ready[claims.current] = exc
+                own = None
+            else:
+                if checked is not None:
+                    ready[checked.number] = checked
+
+    def __enter__(self) -> "_CheckingProcess":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.process.is_alive() and exc_info[0] is not None:
+            self.process.kill()  # the load is refused: the rest of the file is not wanted
+        self.process.join()
+        self.stop.set()
+        self.reader.join()
+        self.pipe.close()
+
+
+def _check_in_child(source: Source, pipe, parent_end, counter) -> None:
+    parent_end.close()
+    claims = _Claims(counter) if counter is not None else None
+    try:
+        found, in_db = pipe.recv()
+        with cyclic_gc_paused():
+            for checked in _checked_here(source, found, in_db, claims.mine if claims else None):
+                if checked is not None:
+                    pipe.send_bytes(marshal.dumps(("chunk", tuple(checked))))
+        pipe.send_bytes(marshal.dumps(("end", None)))
+    except InvalidInput as exc:
+        pipe.send_bytes(marshal.dumps(("refused", (claims.current if claims else None, str(exc)))))
+    except (BrokenPipeError, EOFError):
+        pass  # the writer gave up (its own error is the one reported)
+    except BaseException:  # noqa: BLE001 - reported by the writer, which raises it
+        pipe.send_bytes(marshal.dumps(("failed", traceback.format_exc())))
+    finally:
+        pipe.close()
+
+
+# The library-wide keys: (segment name, the key's fields, its table, the key's columns).
+_KEY_CHECKS: list[tuple[str, tuple[str, ...], Table, list[str]]] = []
+
+
+def _key_checks() -> list:
+    if not _KEY_CHECKS:
+        _KEY_CHECKS.append(("user", ("primary_id",), users, ["primary_id"]))
+        _KEY_CHECKS.extend((s.name, s.unique, s.table, _unique_columns(s)) for s in _all_segments() if s.unique)
+    return _KEY_CHECKS
+
+
+class _Loader:
+    """The writing side of a load: the transaction, the database's checks and the rows' inserts."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.problems = _Problems(path)
+        self.problems.word_repeats = self._word_repeats
+        self.counts: Counter = Counter({"users": 0, "codes_added": 0})
+        # Keys of chunks that are not written (at and after the first with a problem), where the
+        # database cannot find them: segment name -> key -> (record, where). Empty for a file that loads.
+        self.unwritten: dict[str, dict[tuple, tuple]] = {}
+
+    def start(self, conn: Connection) -> None:
+        # Every code the tables hold, with its description: a record whose desc differs keeps its own
+        # (format.py), and codes met for the first time are added to the tables chunk by chunk.
+        self.found = {table: {code: desc or None for code, desc in descriptions(conn, table).items()}
+                      for table in code_tables_used()}
+        self.in_db = {table: set(codes) for table, codes in self.found.items()}
+        # The codes written, as the chunks come: two processes check chunks, each noting new codes.
+        self.codes_written = {table: set(codes) for table, codes in self.found.items()}
+        # Rows above these ids are this load's: a key found there was met in an earlier chunk.
+        self.last_ids = {table.name: conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
+                         for _, _, table, _ in _key_checks()}
+
+    # -- users
+
+    def take(self, checked: _Checked) -> Callable[[Connection], None]:
+        """A chunk checked: its problems noted; returns its database work (refusing keys the library
+        or an earlier chunk already holds, then writing unless the file has a problem by then)."""
+        number = checked.number
+        for name, where, message in checked.problems:
+            self.problems.add(name, where, message, number)
+
+        def write(conn: Connection) -> None:
+            self._check_against_database(conn, checked.keys, number)
+            if self.problems.before(number):
+                self._note_unwritten(checked.keys, number)
+                return
+            self._write_codes(conn, checked.new_codes)
+            _insert_rows(conn, checked.rows, None, self.counts)
+
+        return write
+
     def _write_codes(self, conn: Connection, new_codes: dict[str, dict[str, str | None]]) -> None:
         for table_name, new in new_codes.items():
-            ensure_codes(conn, table_name, new)
-            self.counts["codes_added"] += len(new)
+            written = self.codes_written.setdefault(table_name, set())
+            new = {code: desc for code, desc in new.items() if code not in written}
+            if new:
+                ensure_codes(conn, table_name, new)
+                written.update(new)
+                self.counts["codes_added"] += len(new)
 
     def _check_against_database(self, conn: Connection, new_keys: dict, number: int = 0) -> None:
-        """Refuse primary ids, identifiers and loan/request/fee ids the library already holds."""
-        checks: list[tuple[str, tuple[str, ...], Table, list[str]]] = [("user", ("primary_id",), users, ["primary_id"])]
-        checks += [(s.name, s.unique, s.table, _unique_columns(s)) for s in _all_segments() if s.unique]
-        for segment_name, names, table, columns in checks:
+        """Refuse primary ids, identifiers and loan/request/fee ids the library already holds, or an
+        earlier chunk of the file (written already, or kept aside once the file has a problem)."""
+        for segment_name, names, table, columns in _key_checks():
             wanted = new_keys.get(segment_name) or {}
-            for key in _existing(conn, table, columns, list(wanted)):
-                record, where = wanted[key]
+            if not wanted:
+                continue
+            last_id = self.last_ids[table.name]
+            for key, row_id in _existing(conn, table, columns, list(wanted)):
+                record, where = _met_at(wanted[key])
                 if segment_name != "user":
                     where = f"{where}.{names[-1]}"
-                self.problems.add(record, where, f"{_describe(names, key)} is already in the library database",
-                                  number, _Problems.DATABASE)
+                if last_id is not None and row_id > last_id:
+                    message = _Repeat(segment_name, names, key, number)
+                else:
+                    message = f"{_describe(names, key)} is already in the library database"
+                self.problems.add(record, where, message, number, _Problems.DATABASE)
+            aside = self.unwritten.get(segment_name)
+            if aside:
+                for key in wanted.keys() & aside.keys():
+                    record, where = _met_at(wanted[key])
+                    if segment_name != "user":
+                        where = f"{where}.{names[-1]}"
+                    self.problems.add(record, where, _repeat_message(names, key, aside[key], segment_name),
+                                      number, _Problems.DATABASE)
+
+    def _note_unwritten(self, new_keys: dict, number: int) -> None:
+        # Only once the file is refused anyway: its later chunks are still checked for the message.
+        for segment_name, keys in new_keys.items():
+            aside = self.unwritten.setdefault(segment_name, {})
+            for key, first in keys.items():
+                aside.setdefault(key, first)
+
+    def _word_repeats(self, repeats: list[_Repeat]) -> dict:
+        """Where each key was met first: the file read again up to there (only to word a refusal)."""
+        wanted = {(r.segment, r.key) for r in repeats}
+        first: dict[tuple, tuple] = {}
+        checker = _Checker({table: dict(codes) for table, codes in self.found.items()}, {})
+        for checked in _checked_here(open_source(self.path), checker.found, checker.in_db):
+            if checked.number > max(r.chunk for r in repeats):
+                break
+            for segment_name, keys in checked.keys.items():
+                for key, where in keys.items():
+                    if (segment_name, key) in wanted and (segment_name, key) not in first:
+                        first[(segment_name, key)] = (checked.number, where)
+            if len(first) == len(wanted):
+                break
+        worded = {}
+        for r in repeats:
+            number, where = first.get((r.segment, r.key), (None, None))
+            earlier = where if number is not None and number < r.chunk else None
+            worded[r] = _repeat_message(r.names, r.key, earlier, r.segment)
+        return worded
 
     # -- sub-resources
 
@@ -518,10 +874,10 @@ class _Loader:
         holder = {segment.name: source.items}
         name = f"--attach-to {primary_id!r}"
         children: dict[str, Rows] = {}
-        codes = self.found
+        checker = _Checker(self.found, self.in_db)
         found: list = []
         new_keys: dict = {}
-        self._collect(holder, 0, (segment,), children, codes, found, name, new_keys, "")
+        checker._collect(holder, 0, (segment,), children, self.found, found, name, new_keys, "")
         for where, message in found:
             self.problems.add(name, where, message)
         if self.problems:
@@ -529,8 +885,9 @@ class _Loader:
         self._check_against_database(conn, new_keys)
         if self.problems:
             return
-        self._write_codes(conn, self._new_codes(codes))
-        _insert_children(conn, children, [user_id], self.counts)
+        self._write_codes(conn, checker._new_codes(self.found))
+        for rows in children.values():
+            _insert_rows(conn, _as_tuples(rows), [user_id], self.counts)
 
 
 _SEGMENT_INFO: dict[int, list] = {}
@@ -540,7 +897,10 @@ def _segment_info(segments: tuple[Segment, ...]) -> list:
     info = _SEGMENT_INFO.get(id(segments))
     if info is None:
         info = _SEGMENT_INFO[id(segments)] = [
-            (s, plan_for(s), s.path, tuple(_unique_columns(s)), tuple(_unique_columns(s, per_user=True)), s.under)
+            (s, plan_for(s), s.path, tuple(_unique_columns(s)), tuple(_unique_columns(s, per_user=True)), s.under,
+             # One call for all the items of the list, but where the items need more than their fields.
+             None if s.unique_per_user or s.children or s.name == "fee" else
+             compile_items(plan_for(s), s.name, tuple(_unique_columns(s)), s.unique, _repeat_message))
             for s in segments]
     return info
 
@@ -616,80 +976,92 @@ def _describe(names: tuple[str, ...], key: tuple) -> str:
     return " ".join(f"{n} {v!r}" for n, v in zip(names, key))
 
 
-_EXISTING: dict[tuple, Any] = {}
-
-
-def _existing(conn: Connection, table: Table, columns: list[str], keys: list[tuple]) -> list[tuple]:
-    query = _EXISTING.get((table.name, *columns))
-    if query is None:
-        # Each column IN its own values rather than (a, b) IN ((..), ..): PostgreSQL plans a row-value
-        # list as an OR chain, seconds per chunk; this stays an index scan. Exact keys are matched here.
-        # Expanding parameters: compiled once, not for each chunk's 2,000 values.
-        cols = [table.c[c] for c in columns]
-        query = _EXISTING[(table.name, *columns)] = select(*cols).where(
-            *(col.in_(bindparam(f"v{n}", expanding=True)) for n, col in enumerate(cols)))
-    found: list[tuple] = []
-    for start in range(0, len(keys), LOOKUP_CHUNK):
-        chunk = keys[start:start + LOOKUP_CHUNK]
-        values = {f"v{n}": list({k[n] for k in chunk}) for n in range(len(columns))}
-        wanted = set(chunk)
-        found += [key for key in map(tuple, conn.execute(query, values)) if key in wanted]
-    return found
-
-
-def _insert_children(conn: Connection, children: dict[str, Rows], parent_ids: list[int], counts: Counter) -> None:
-    for rows in children.values():
-        segment = rows.segment
-        column = segment.parent_column
-        for row, owner in zip(rows.rows, rows.owners):
-            row[column] = parent_ids[owner]
-        ids = _insert(conn, segment.table, rows.rows, want_ids=bool(segment.children))
-        counts[segment.count_as] += len(rows.rows)
-        if segment.children:
-            _insert_children(conn, rows.children, ids, counts)
-
-
-def _insert(conn: Connection, table: Table, rows: list[dict], want_ids: bool) -> list[int]:
-    """Insert `rows` (all with the same keys) straight through the driver: SQLAlchemy's per-row
-    parameter processing cost more than the database's own work at 100,000 users (BENCHMARKS.md).
-    The rows already hold what the driver stores (format.py: dates and times as their stored text,
-    booleans, bytes). Parents get their ids first (from the sequence on PostgreSQL; on SQLite after the
-    highest id, under the write lock this transaction holds), so children link to them without a
-    read-back. PostgreSQL takes them with COPY, several times faster for the server than multi-row
-    INSERTs; SQLite with executemany."""
-    if not rows:
+def _existing(conn: Connection, table: Table, columns: list[str], keys: list[tuple]) -> list[tuple[tuple, int]]:
+    """The keys among `keys` that `table` holds, each with its row's id. One statement per column
+    list, straight through the driver (SQLAlchemy's expanding IN compiled 2,000 parameters a query),
+    each column matched against its own values (an index scan on both databases; a row-value list is
+    an OR chain on PostgreSQL), the exact keys picked here."""
+    if not keys:
         return []
-    ids: list[int] = []
-    if want_ids:
-        ids = _allocate_ids(conn, table, len(rows))
-        for row, new_id in zip(rows, ids):
-            row["id"] = new_id
-    columns = [c for c in rows[0] if c in table.c]
+    values = [list({k[n] for k in keys}) for n in range(len(columns))]
+    cursor = conn.connection.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            where = " AND ".join(f"{c} = ANY(%s)" for c in columns)
+            cursor.execute(f"SELECT id, {', '.join(columns)} FROM {table.name} WHERE {where}", values)
+        else:
+            where = " AND ".join(f"{c} IN (SELECT value FROM json_each(?))" for c in columns)
+            cursor.execute(f"SELECT id, {', '.join(columns)} FROM {table.name} WHERE {where}",
+                           [_json_array(v) for v in values])
+        found_rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    wanted = set(keys)
+    return [(key, row_id) for row_id, *parts in found_rows if (key := tuple(parts)) in wanted]
+
+
+def _json_array(values: list[str]) -> str:
+    try:
+        return orjson.dumps(values).decode("utf-8")
+    except TypeError:  # a lone surrogate (refused by the checks already): escaped, it matches nothing
+        return json.dumps(values)
+
+
+def _insert_rows(conn: Connection, rows: tuple, parent_ids: list[int] | None, counts: Counter) -> None:
+    """Insert the rows of `_as_tuples` (users when `parent_ids` is None), then their children."""
+    name, columns, values, owners, children = rows
+    if not values:
+        return
+    segment = None if name is None else segment_named(name)
+    table = users if segment is None else segment.table
+    ids = _allocate_ids(conn, table, len(values)) if segment is None or segment.children else None
+    if parent_ids is None:
+        columns, values = ("id", *columns), [(i, *row) for i, row in zip(ids, values)]
+    else:
+        parents = map(parent_ids.__getitem__, owners)
+        if ids is None:
+            columns, values = (segment.parent_column, *columns), [(p, *row) for p, row in zip(parents, values)]
+        else:
+            columns = ("id", segment.parent_column, *columns)
+            values = [(i, p, *row) for i, p, row in zip(ids, parents, values)]
+    _insert(conn, table, columns, values)
+    counts["users" if segment is None else segment.count_as] += len(values)
+    for child in children:
+        _insert_rows(conn, child, ids, counts)
+
+
+def _insert(conn: Connection, table: Table, columns: tuple, values: list[tuple]) -> None:
+    """Insert rows (tuples in the order of `columns`) straight through the driver: SQLAlchemy's
+    per-row parameter processing cost more than the database's own work at 100,000 users
+    (BENCHMARKS.md). The rows already hold what the driver stores (format.py: dates and times as their
+    stored text, booleans, bytes). Parents come with their ids (from the sequence on PostgreSQL; on
+    SQLite after the highest id, under the write lock this transaction holds), so children link to
+    them without a read-back. PostgreSQL takes them with COPY, several times faster for the server
+    than multi-row INSERTs; SQLite with executemany."""
     cursor = conn.connection.cursor()
     try:
         if conn.dialect.name == "postgresql":
             statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-            data = _copy_text(table, columns)(rows)
+            data = _copy_text(table, columns)(values)
             # In one piece: psycopg2 lets go of the interpreter lock for each piece it sends, and the
-            # checks beside it (_Writer) would hold the lock for several milliseconds each time.
+            # reading of the next chunk beside it (_Writer) would hold the lock for milliseconds each time.
             cursor.copy_expert(statement, io.StringIO(data), size=max(8192, len(data)))
         else:
             statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-            cursor.executemany(statement, map(itemgetter(*columns), rows) if len(columns) > 1
-                               else ((r[columns[0]],) for r in rows))
+            cursor.executemany(statement, values)
     except conn.dialect.dbapi.Error as exc:  # worded by load_file, as SQLAlchemy's own errors are
         raise DBAPIError.instance(statement, None, exc, conn.dialect.dbapi.Error) from None
     finally:
         cursor.close()
-    return ids
 
 
 _COPY_TEXT: dict[tuple, Any] = {}
 
 
-def _copy_text(table: Table, columns: list[str]):
-    """A function from rows to COPY's text format (tab-separated, \\N for NULL, backslash escapes),
-    compiled per table and column list as straight-line Python like the format's checks."""
+def _copy_text(table: Table, columns: tuple):
+    """A function from rows (tuples in the order of `columns`) to COPY's text format (tab-separated,
+    \\N for NULL, backslash escapes), compiled per table and column list as straight-line Python like
+    the format's checks."""
     key = (table.name, tuple(columns))
     make = _COPY_TEXT.get(key)
     if make is not None:
@@ -697,7 +1069,7 @@ def _copy_text(table: Table, columns: list[str]):
     parts = []
     for n, name in enumerate(columns):
         kind = table.c[name].type
-        v = f"r[{name!r}]"
+        v = f"r[{n}]"
         if isinstance(kind, Boolean):
             parts.append(f"('\\\\N' if (v{n} := {v}) is None else 't' if v{n} else 'f')")
         elif isinstance(kind, LargeBinary):

@@ -1,0 +1,156 @@
+"""Load of a file of many chunks, as a large library's file is loaded: checked in a second process
+beside the one that writes (or in one process), read and written a chunk at a time, with memory flat in
+the file's size. Chunks are made small here, so a few dozen users are many chunks."""
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import pytest
+
+from tasks.alma import load
+from tasks.alma.load import load_files
+from tasks.errors import InvalidInput
+
+from test_alma_format import assert_comes_back, count_users, export_all
+
+CHUNK = 4
+
+
+@pytest.fixture(params=["one process", "two processes"])
+def checks(request, monkeypatch):
+    monkeypatch.setattr(load, "CHUNK", CHUNK)
+    monkeypatch.setattr(load, "PROCESS_FROM_BYTES", 0 if request.param == "two processes" else 10**12)
+    return request.param
+
+
+def user(n: int) -> dict:
+    pid = f"c{n:03d}"
+    return {
+        "primary_id": pid,
+        "last_name": f"Name {n}",
+        # A group the code tables lack, met in chunks of both processes: added once.
+        "user_group": {"value": "VISITOR" if n % 2 else "ALUMNUS", "desc": "Visitor" if n % 2 else None},
+        "contact_info": {"email": [{"email_address": f"{pid}@example.edu", "segment_type": "External"}]},
+        "user_identifier": [{"id_type": {"value": "BARCODE"}, "value": f"B-{pid}"}],
+        "item_loan": [{"loan_id": f"L-{pid}", "loan_status": "ACTIVE", "due_date": "2030-01-01T00:00:00Z",
+                       "call_number": f"QA{n}"}],  # outside the format: kept
+        "user_role": [{"role_type": {"value": "200"}, "scope": {"value": "MAIN"}, "status": {"value": "ACTIVE"}}],
+        "fee": [{"id": f"F-{pid}", "type": {"value": "OVERDUEFINE"}, "status": {"value": "ACTIVE"},
+                 "balance": "4.00", "original_amount": "5.00",
+                 "transaction": [{"type": {"value": "PAYMENT"}, "amount": "1.00"}]}] if n % 3 == 0 else [],
+    }
+
+
+def write_lines(tmp_path, records, name: str = "users.jsonl"):
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_a_file_of_many_chunks_loads_and_round_trips(engine, tmp_path, checks):
+    records = [user(n) for n in range(1, 42)]  # 11 chunks: on SQLite the writing process checks some
+
+    counts = load_files(engine, [str(write_lines(tmp_path, records))])
+
+    assert counts["users"] == 41 and counts["loans"] == 41 and counts["fees"] == 13 and counts["roles"] == 41
+    assert counts["codes_added"] == 2  # VISITOR and ALUMNUS, each once
+    exported = export_all(engine)
+    assert [u["primary_id"] for u in exported] == [r["primary_id"] for r in records]
+    for before, after in zip(records, exported):
+        assert_comes_back(before, after, before["primary_id"])
+    assert exported[0]["user_group"] == {"value": "VISITOR", "desc": "Visitor"}
+
+
+def test_keys_met_in_an_earlier_chunk_are_refused_naming_where_they_were_first(engine, tmp_path, checks):
+    records = [user(n) for n in range(1, 30)]
+    records[12]["primary_id"] = "c002"                                    # line 13, chunk 3
+    records[17]["user_identifier"][0]["value"] = "B-c003"                 # line 18, chunk 4
+    records[22]["item_loan"][0]["loan_id"] = "L-c001"                     # line 23, chunk 5
+    records[26]["fee"] = [dict(user(3)["fee"][0])]                        # line 27, chunk 6
+
+    with pytest.raises(InvalidInput) as refused:
+        load_files(engine, [str(write_lines(tmp_path, records))])
+
+    message = str(refused.value)
+    assert "line 13 (primary_id 'c002'): primary_id: 'c002' appears twice in the file (also line 2)" in message
+    assert ("line 18 (primary_id 'c018'): user_identifier[0].value: id_type 'BARCODE' value 'B-c003' appears "
+            "twice in the file (also line 3 (primary_id 'c003') user_identifier[0].value)") in message
+    assert ("line 23 (primary_id 'c023'): item_loan[0].loan_id: 'L-c001' appears twice in the file "
+            "(also line 1 (primary_id 'c001') item_loan[0].loan_id)") in message
+    assert ("line 27 (primary_id 'c027'): fee[0].id: 'F-c003' appears twice in the file "
+            "(also line 3 (primary_id 'c003') fee[0].id)") in message
+    assert message.endswith("nothing was loaded") and count_users(engine) == 0
+
+
+def test_after_a_problem_the_rest_of_the_file_is_still_checked_for_keys_met_twice(engine, tmp_path, checks):
+    # Nothing is written from the first chunk with a problem on; keys met twice after it are still found.
+    records = [user(n) for n in range(1, 20)]
+    records[1]["birth_date"] = "yesterday"                                # chunk 0
+    records[9]["item_loan"][0]["loan_id"] = "L-c006"                      # chunk 2, first met in chunk 1
+    records[14]["item_loan"][0]["loan_id"] = "L-c009"                     # chunk 3, first met in chunk 2
+
+    with pytest.raises(InvalidInput) as refused:
+        load_files(engine, [str(write_lines(tmp_path, records))])
+
+    lines = str(refused.value).splitlines()
+    assert [line.split(": ", 2)[1] for line in lines[:-1]] == [
+        "line 2 (primary_id 'c002')", "line 10 (primary_id 'c010')", "line 15 (primary_id 'c015')"]
+    assert lines[1].endswith("item_loan[0].loan_id: 'L-c006' appears twice in the file "
+                             "(also line 6 (primary_id 'c006') item_loan[0].loan_id)")
+    assert lines[2].endswith("item_loan[0].loan_id: 'L-c009' appears twice in the file "
+                             "(also line 9 (primary_id 'c009') item_loan[0].loan_id)")
+    assert count_users(engine) == 0
+
+
+@pytest.mark.parametrize("bad_lines", [[7], [19], [7, 23], [23, 27]])
+def test_a_line_that_is_not_json_refuses_the_file_naming_the_first(engine, tmp_path, checks, bad_lines):
+    # Either process may check a chunk (the writing one takes chunks when it has nothing to write):
+    # the first broken line of the file is the one named.
+    path = write_lines(tmp_path, [user(n) for n in range(1, 30)])
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    for bad_line in bad_lines:
+        lines[bad_line - 1] = '{"primary_id": "broken",\n'
+    path.write_text("".join(lines), encoding="utf-8")
+
+    with pytest.raises(InvalidInput, match=rf"users\.jsonl: line {bad_lines[0]}: not valid JSON at column"):
+        load_files(engine, [str(path)])
+    assert count_users(engine) == 0
+
+
+def _peak_of_load(engine, tmp_path, first: int, n: int) -> int:
+    path = write_lines(tmp_path, [user(i) for i in range(first, first + n)], f"users{first}.jsonl")
+    tracemalloc.start()
+    try:
+        load_files(engine, [str(path)])
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_of_a_load_does_not_grow_with_the_file(engine, tmp_path, monkeypatch):
+    # What a load holds at a time is a chunk or two: a file six times as long takes no more. (Keys
+    # met in the file are looked up in the database, where the earlier chunks already are.)
+    monkeypatch.setattr(load, "CHUNK", 100)
+    monkeypatch.setattr(load, "PROCESS_FROM_BYTES", 10**12, raising=False)  # measured in this process
+    _peak_of_load(engine, tmp_path, 0, 200)  # the code tables and caches, filled once
+    small = _peak_of_load(engine, tmp_path, 1000, 1000)
+    large = _peak_of_load(engine, tmp_path, 2000, 6000)
+    assert large < small * 1.5, f"peak {large:,} bytes for 6,000 users against {small:,} for 1,000"
+
+
+def test_an_xml_file_of_many_chunks_loads_as_its_json(engine, tmp_path, checks):
+    # <users> is read as it is parsed, in the checking process too.
+    from tasks.alma.xml import write_users
+
+    records = [user(n) for n in range(1, 30)]
+    path = tmp_path / "users.xml"
+    with path.open("w", encoding="utf-8") as out:
+        write_users(iter([records]), out)
+
+    counts = load_files(engine, [str(path)])
+
+    assert counts["users"] == 29 and counts["loans"] == 29 and counts["fees"] == 9
+    exported = export_all(engine)
+    assert [u["primary_id"] for u in exported] == [r["primary_id"] for r in records]
+    assert exported[28]["item_loan"][0]["call_number"] == "QA29"
