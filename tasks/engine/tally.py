@@ -67,7 +67,7 @@ class Tally:
             decisions=decisions if decisions is not None else empty,
             eligible_units=self.eligible_units,
             counts=self.counts,
-            skipped=dict(self.skipped),
+            skipped=dict(self.skipped.most_common()),   # the most frequent reason first, as value_counts
             affected=_joined(self._affected, empty, [job.label, *job.sample_columns]),
             left_out=_joined(self._left_out, empty.rename(columns={"outcome": "reason"}), [job.label, "reason"]),
         )
