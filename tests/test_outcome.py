@@ -15,7 +15,7 @@ from tasks.engine.batches import ApplyOutcome
 from tasks.engine.definition import JobRun
 from tasks.engine.outcome import Kind
 from tasks.engine.report import AFFECTED, LEFT_OUT, outcome_report
-from tasks.engine.runner import make_preview
+from tasks.engine.tally import make_preview
 from tasks.reasons import CHANGED_SINCE_SELECTION, ELIGIBLE
 from tasks.segments import KINDS
 
@@ -78,8 +78,8 @@ def test_an_unapproved_run_is_not_an_error_and_its_wait_is_not_work(decision, ki
 
 def test_a_real_run_counts_what_its_batches_did_and_names_nobody_it_changed():
     run, preview = purge_run(False), purge_preview()
-    applied = ApplyOutcome(counts={"purged": 1, "fines_waived": 1, "amount_waived_minor": 250}, changed=[2],
-                           changed_labels=["bob"], batches=1, committed_batches=1, committed=[1])
+    applied = ApplyOutcome(counts={"purged": 1, "fines_waived": 1, "amount_waived_minor": 250}, changed={2: "bob"},
+                           batches=1, committed_batches=1, committed=[1])
     result = outcomes.from_batches(PURGE, preview, applied)
     summary = outcomes.summary(PURGE, run, result)
     assert result.kind is Kind.COMPLETED and result.units_done == 1

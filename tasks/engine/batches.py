@@ -29,15 +29,13 @@ class BatchResult:
     number: int
     keys: list[Any]
     counts: dict[str, Any]
-    changed: list[Any]
-    changed_labels: list[Any] = field(default_factory=list)   # as the report names them (job.label)
+    changed: dict[Any, Any]   # key -> label (as the report names the unit) of each unit changed since selection
 
 
 @dataclass
 class ApplyOutcome:
     counts: dict[str, Any] = field(default_factory=dict)
-    changed: list[Any] = field(default_factory=list)
-    changed_labels: list[Any] = field(default_factory=list)
+    changed: dict[Any, Any] = field(default_factory=dict)   # key -> label, as BatchResult.changed
     batches: int = 0
     committed_batches: int = 0
     failed_batches: list[int] = field(default_factory=list)
@@ -118,8 +116,8 @@ def apply_batch(job: JobDefinition, run: JobRun, parameters: JobParameters, numb
         current = decide_all(job, conn, parameters, run, keys)
         applicable, changed = recheck(job, selected, current)
         counts = job.apply(conn, applicable, parameters, run) if not applicable.empty else {}
-    labels = selected[selected[job.key].isin(changed)].drop_duplicates(job.key)[job.label].tolist()
-    return BatchResult(number=number, keys=keys, counts=counts, changed=changed, changed_labels=labels)
+    units = selected.drop_duplicates(job.key).set_index(job.key)[job.label]
+    return BatchResult(number=number, keys=keys, counts=counts, changed={k: units[k] for k in changed})
 
 
 def split_batches(eligible: pd.DataFrame, key: str, batch_size: int) -> list[pd.DataFrame]:
@@ -166,8 +164,7 @@ def apply_in_batches(job: JobDefinition, run: JobRun, decisions: pd.DataFrame | 
             outcome.committed_batches += 1
             outcome.committed.append(number)
             outcome.counts = add_counts(outcome.counts, result.counts)
-            outcome.changed.extend(result.changed)
-            outcome.changed_labels.extend(result.changed_labels)
+            outcome.changed.update(result.changed)
             update_progress_artifact(progress_id, 100.0 * outcome.committed_batches / max(outcome.batches, 1))
             progress.advanced(len(result.keys))
 

@@ -223,14 +223,14 @@ def outcome_report(job: JobDefinition, run: JobRun, outcome: RunOutcome, preview
     summary = summary_of(job, run, outcome.counts, outcome.skipped)
     shown = samples(kind, run, preview)
     if outcome.applied is not None and outcome.applied.changed:
-        labels = outcome.applied.changed_labels
+        labels = list(outcome.applied.changed.values())
         shown["Changed since selection (left alone)"] = (pd.DataFrame({job.label: labels}), len(labels))
     sections = []
     if job.report_sections and preview is not None and kind in (Kind.DRY_RUN, Kind.COMPLETED,
                                                                  Kind.COMPLETED_WITH_FAILURES):
         done = preview.decisions[preview.decisions["outcome"] == ELIGIBLE].drop_duplicates(job.key)
         if outcome.applied is not None and outcome.applied.changed:
-            done = done[~done[job.key].isin(outcome.applied.changed)]
+            done = done[~done[job.key].isin(list(outcome.applied.changed))]
         sections = job.report_sections(done)
     if outcome.error:
         sections.append(f"## Error\n{outcome.error}")

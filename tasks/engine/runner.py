@@ -22,7 +22,7 @@ from tasks.engine.parameters import check_codes, run_date_and_time
 from tasks.engine.records import finish_job_run, mark_interrupted_runs, start_job_run, tag_flow_run
 from tasks.engine.report import outcome_report, publish_report
 from tasks.engine.selection import StreamedSelection, select_and_decide, select_and_tally
-from tasks.engine.tally import make_preview  # noqa: F401 - the preview of a whole decided selection
+from tasks.engine.tally import make_preview
 from tasks.errors import JobRefused
 from tasks.library.init_db import init_db
 

@@ -1,5 +1,6 @@
-"""Select -> decide: candidates stream from SQL in chunks and are decided by pure pandas rules, so
-memory holds only the compact decided rows, never the raw selection of a whole library."""
+"""Select -> decide: candidates stream from SQL in chunks and are decided by pure pandas rules; a
+selection ordered by its key is tallied unit by unit (tasks/engine/tally.py), so neither the raw rows nor
+the decided rows of a whole library are ever held at once."""
 from __future__ import annotations
 
 import contextlib
@@ -62,7 +63,11 @@ def _driver_chunks(conn: Connection, statement: TextClause, params: dict[str, An
     as the tuples psycopg2 makes, with no SQLAlchemy Row in between (a text statement has no result
     types to apply), which halves the Python time of reading a selection (BENCHMARKS.md change 21)."""
     compiled = statement.compile(dialect=conn.dialect)
-    values = {k: _bound(v) for k, v in compiled.construct_params(params).items()}
+    values = compiled.construct_params(params)
+    for name, bind in compiled.binds.items():   # what SQLAlchemy would do to them (a list as one ARRAY)
+        process = bind.type.bind_processor(conn.dialect)
+        if process is not None and name in values:
+            values[name] = process(values[name])
     cursor = conn.connection.dbapi_connection.cursor(name=f"lumj_read_{next(_cursor_names)}")
     # The engine's statement events still see it (benchmarks/profile_job.py times statements by them).
     context = SimpleNamespace(compiled=compiled)
@@ -78,13 +83,6 @@ def _driver_chunks(conn: Connection, statement: TextClause, params: dict[str, An
             yield rows, columns
     finally:
         cursor.close()
-
-
-def _bound(value: Any) -> Any:
-    """A list parameter as psycopg2 sends one ARRAY (what tasks/db/sql.LIST_AS_ARRAY does for SQLAlchemy)."""
-    if isinstance(value, (list, tuple, set)) or hasattr(value, "tolist"):
-        return [v.item() if hasattr(v, "item") else v for v in value]
-    return value
 
 
 def restrict_params(keys: Sequence[Any] | None) -> dict[str, Any]:

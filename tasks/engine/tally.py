@@ -82,7 +82,7 @@ def _keep_first(kept: list[pd.DataFrame], more: pd.DataFrame) -> None:
 def _joined(frames: list[pd.DataFrame], empty: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     if not frames:
         return empty.reindex(columns=columns)
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+    return pd.concat(frames, ignore_index=True)
 
 
 def make_preview(job: JobDefinition, decisions: pd.DataFrame) -> Preview:
