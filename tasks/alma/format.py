@@ -254,26 +254,27 @@ SEGMENTS: tuple[Segment, ...] = (
 CONTACT_INFO = "contact_info"
 
 
+def all_segments() -> list[Segment]:
+    """Every segment of the format, the top-level ones first, then their children (a fee's transactions)."""
+    out, stack = [], list(SEGMENTS)
+    while stack:
+        seg = stack.pop(0)
+        out.append(seg)
+        stack += seg.children
+    return out
+
+
+_SEGMENT_BY_NAME = {s.name: s for s in all_segments()}
+
+
 def segment_named(name: str) -> Segment:
     """A segment of the format, children (a fee's transactions) included, by its name."""
-    stack = list(SEGMENTS)
-    while stack:
-        seg = stack.pop()
-        if seg.name == name:
-            return seg
-        stack += seg.children
-    raise KeyError(name)
+    return _SEGMENT_BY_NAME[name]
 
 
 def all_fields() -> list[tuple[Table, Field]]:
     """Every (table, field) of the format, for checks that must cover all of them."""
-    found = [(users, f) for f in USER_FIELDS]
-    stack = list(SEGMENTS)
-    while stack:
-        seg = stack.pop()
-        found += [(seg.table, f) for f in seg.fields]
-        stack += seg.children
-    return found
+    return [(users, f) for f in USER_FIELDS] + [(s.table, f) for s in all_segments() for f in s.fields]
 
 
 def code_tables_used() -> set[str]:

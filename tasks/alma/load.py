@@ -38,7 +38,7 @@ from tasks.alma import jsonio
 from tasks.alma.nogc import cyclic_gc_paused
 from tasks.alma import xml as alma_xml
 from tasks.alma.format import CONTACT_INFO, CREDIT, SEGMENTS, USER_PLAN, Segment, plan_for, segment_named, to_row
-from tasks.alma.format import code_tables_used, compile_items
+from tasks.alma.format import all_segments, code_tables_used, compile_items
 from tasks.library.codes import descriptions, ensure_codes
 from tasks.db.engine import write_transaction
 from tasks.errors import InvalidInput
@@ -53,7 +53,6 @@ SUB_RESOURCES = {
     "fee": ("a fees response (GET /almaws/v1/users/{id}/fees)", "fee"),
     "user_request": ("a requests response (GET /almaws/v1/users/{id}/requests)", "request"),
 }
-SEGMENT_BY_NAME = {s.name: s for s in SEGMENTS}
 
 
 def load_files(engine: Engine, paths: list[str], attach_to: str | None = None) -> dict:
@@ -752,7 +751,7 @@ _KEY_CHECKS: list[tuple[str, tuple[str, ...], Table, list[str]]] = []
 def _key_checks() -> list:
     if not _KEY_CHECKS:
         _KEY_CHECKS.append(("user", ("primary_id",), users, ["primary_id"]))
-        _KEY_CHECKS.extend((s.name, s.unique, s.table, _unique_columns(s)) for s in _all_segments() if s.unique)
+        _KEY_CHECKS.extend((s.name, s.unique, s.table, _unique_columns(s)) for s in all_segments() if s.unique)
     return _KEY_CHECKS
 
 
@@ -870,7 +869,7 @@ class _Loader:
         if user_id is None:
             raise InvalidInput(f"{self.path}: --attach-to: no user with primary_id {primary_id!r} in the library "
                                f"database; load the user first")
-        segment = SEGMENT_BY_NAME[source.sub_resource]
+        segment = segment_named(source.sub_resource)
         holder = {segment.name: source.items}
         name = f"--attach-to {primary_id!r}"
         children: dict[str, Rows] = {}
@@ -903,15 +902,6 @@ def _segment_info(segments: tuple[Segment, ...]) -> list:
              compile_items(plan_for(s), s.name, tuple(_unique_columns(s)), s.unique, _repeat_message))
             for s in segments]
     return info
-
-
-def _all_segments() -> list[Segment]:
-    out, stack = [], list(SEGMENTS)
-    while stack:
-        seg = stack.pop(0)
-        out.append(seg)
-        stack += seg.children
-    return out
 
 
 def _check_fee(row: dict, children: dict[str, Rows], index: int, where: str) -> Iterator[tuple[str, str]]:
@@ -1103,4 +1093,4 @@ def _allocate_ids(conn: Connection, table: Table, count: int) -> list[int]:
 
 
 def _count_names() -> list[str]:
-    return [segment.count_as for segment in _all_segments()]
+    return [segment.count_as for segment in all_segments()]
