@@ -107,10 +107,6 @@ class Segment:
     def path(self) -> str:
         return f"{self.under}.{self.name}" if self.under else self.name
 
-    def __reduce__(self):
-        # Sent between processes by name (load checks in a second process): a Segment holds its Table.
-        return (segment_named, (self.name,))
-
 
 def _segment_type() -> Field:
     return Field("segment_type", CHOICE, choices=SEGMENT_TYPES)
