@@ -776,8 +776,7 @@ class _Loader:
         # The codes written, as the chunks come: two processes check chunks, each noting new codes.
         self.codes_written = {table: set(codes) for table, codes in self.found.items()}
         # Rows above these ids are this load's: a key found there was met in an earlier chunk.
-        self.last_ids = {table.name: conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
-                         for _, _, table, _ in _key_checks()}
+        self.last_ids = {table.name: _highest_id(conn, table) for _, _, table, _ in _key_checks()}
 
     # -- users
 
@@ -819,7 +818,7 @@ class _Loader:
                 record, where = _met_at(wanted[key])
                 if segment_name != "user":
                     where = f"{where}.{names[-1]}"
-                if last_id is not None and row_id > last_id:
+                if row_id > last_id:
                     message = _Repeat(segment_name, names, key, number)
                 else:
                     message = f"{_describe(names, key)} is already in the library database"
@@ -1088,8 +1087,12 @@ def _allocate_ids(conn: Connection, table: Table, count: int) -> list[int]:
     if conn.dialect.name == "postgresql":
         query = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
         return sorted(conn.execute(query, {"table": table.name, "n": count}).scalars())
-    highest = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
+    highest = _highest_id(conn, table)
     return list(range(highest + 1, highest + 1 + count))
+
+
+def _highest_id(conn: Connection, table: Table) -> int:
+    return conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
 
 
 def _count_names() -> list[str]:
