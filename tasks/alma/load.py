@@ -894,13 +894,16 @@ _SEGMENT_INFO: dict[int, list] = {}
 def _segment_info(segments: tuple[Segment, ...]) -> list:
     info = _SEGMENT_INFO.get(id(segments))
     if info is None:
-        info = _SEGMENT_INFO[id(segments)] = [
-            (s, plan_for(s), s.path, tuple(_unique_columns(s)), tuple(_unique_columns(s, per_user=True)), s.under,
-             # One call for all the items of the list, but where the items need more than their fields.
-             None if s.unique_per_user or s.children or s.name == "fee" else
-             compile_items(plan_for(s), s.name, tuple(_unique_columns(s)), s.unique, _repeat_message))
-            for s in segments]
+        info = _SEGMENT_INFO[id(segments)] = [_info_of(s) for s in segments]
     return info
+
+
+def _info_of(s: Segment) -> tuple:
+    plan, unique = plan_for(s), tuple(_unique_columns(s))
+    # One call for all the items of the list, but where the items need more than their fields.
+    all_items = (None if s.unique_per_user or s.children or s.name == "fee" else
+                 compile_items(plan, s.name, unique, s.unique, _repeat_message))
+    return s, plan, s.path, unique, tuple(_unique_columns(s, per_user=True)), s.under, all_items
 
 
 def _check_fee(row: dict, children: dict[str, Rows], index: int, where: str) -> Iterator[tuple[str, str]]:
