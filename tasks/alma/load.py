@@ -535,11 +535,9 @@ class _Checker:
                 rows = into[segment.name] = Rows(segment)
             path = prefix + path
             append_row, append_owner = rows.rows.append, rows.owners.append
-            if unique:
-                met = new_keys.setdefault(segment.name, {})
+            met = new_keys.setdefault(segment.name, {}) if unique else None
             if all_items is not None:
-                all_items(items, path, codes, found, append_row, append_owner, owner_index, met if unique else None,
-                          name)
+                all_items(items, path, codes, found, append_row, append_owner, owner_index, met, name)
                 continue
             within_user: dict[tuple, int] = {}
             for i, item in enumerate(items):
