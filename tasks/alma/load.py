@@ -325,7 +325,7 @@ class _Problems:
 
     def __init__(self, path: str):
         self.path = path
-        self.found: list[list] = [[], []]   # per source: (chunk, sequence, record, where, message)
+        self.found: list[list] = [[], []]   # per source: (chunk, source, sequence, record, where, message)
         self.counts = [0, 0]
         self.first_chunk = None              # the first chunk with a problem: nothing after it is written
         self.lock = threading.Lock()         # the loading thread and the writer add problems
