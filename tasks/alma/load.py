@@ -841,9 +841,10 @@ class _Loader:
         """Where each key was met first: the file read again up to there (only to word a refusal)."""
         wanted = {(r.segment, r.key) for r in repeats}
         first: dict[tuple, tuple] = {}
-        checker = _Checker({table: dict(codes) for table, codes in self.found.items()}, {})
-        for checked in _checked_here(open_source(self.path), checker.found, checker.in_db):
-            if checked.number > max(r.chunk for r in repeats):
+        last_chunk = max(r.chunk for r in repeats)
+        found = {table: dict(codes) for table, codes in self.found.items()}  # a copy: this reading adds to it
+        for checked in _checked_here(open_source(self.path), found, {}):
+            if checked.number > last_chunk:
                 break
             for segment_name, keys in checked.keys.items():
                 for key, where in keys.items():
