@@ -557,7 +557,7 @@ def _checker(f: Field, column: Column, required: bool):
 class Plan(NamedTuple):
     """How one kind of object (a user, an address, a fee, ...) becomes a row."""
 
-    steps: tuple            # (Field, column, kind, check, required, default) per field
+    steps: tuple            # (Field, check, required) per field
     known: frozenset        # the JSON keys the plan types (fields and lists)
     contact: bool = False   # the user: contact_info's lists are typed too
 
@@ -567,7 +567,7 @@ def _plan(table: Table, fields: tuple[Field, ...], lists: tuple[str, ...], conta
     for f in fields:
         column = table.c[f.column_name]
         required = _is_required(f, column)
-        steps.append((f, f.column_name, f.kind, _checker(f, column, required), required, f.default))
+        steps.append((f, _checker(f, column, required), required))
     return Plan(tuple(steps), frozenset([f.name for f in fields] + list(lists)), contact)
 
 
@@ -620,8 +620,8 @@ def _field_lines(plan_steps: tuple, env: dict[str, Any]) -> list[str]:
                 f"{pad}except Bad as bad:",
                 f"{pad}    problems.append((where + {fn}, str(bad)))"]
 
-    for n, (f, column, kind, check, required, default) in enumerate(plan_steps):
-        field_name = f.name
+    for n, (f, check, required) in enumerate(plan_steps):
+        field_name, column, kind, default = f.name, f.column_name, f.kind, f.default
         env[f"C{n}"], env[f"D{n}"] = check, default
         fn, col = repr(field_name), repr(column)
         lines.append(f"    v = get({fn})")
