@@ -24,11 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sqlalchemy import text  # noqa: E402
+
 from tasks.alma.export import export_users  # noqa: E402
 from tasks.alma.load import load_files  # noqa: E402
 from tasks.db.engine import dispose_engines, get_engine, mask_url  # noqa: E402
 from tasks.db.schema import metadata  # noqa: E402
-from sqlalchemy import text  # noqa: E402
 from tasks.library.init_db import init_db  # noqa: E402
 
 
@@ -40,8 +41,8 @@ class _Sink:
         pass
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
 
 
 def _children_cpu() -> float:
@@ -71,7 +72,7 @@ def bench(label: str, url: str, path: Path) -> None:
     print(f"{label} ({mask_url(url)}):")
     counts = _timed("load", lambda: load_files(engine, [str(path)]))
     exported = _timed("export --all", lambda: export_users(engine, None, _Sink()))
-    print(f"  max RSS of a checking process so far {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MB")
+    print(f"  max RSS of a checking process so far {_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB")
     print(f"  {counts['users']:,} users loaded ({counts['loans']:,} loans, {counts['fees']:,} fees), {exported:,} exported")
     dispose_engines()
 

@@ -107,10 +107,6 @@ class Segment:
     def path(self) -> str:
         return f"{self.under}.{self.name}" if self.under else self.name
 
-    def __reduce__(self):
-        # Sent between processes by name (load checks in a second process): a Segment holds its Table.
-        return (segment_named, (self.name,))
-
 
 def _segment_type() -> Field:
     return Field("segment_type", CHOICE, choices=SEGMENT_TYPES)
@@ -254,26 +250,27 @@ SEGMENTS: tuple[Segment, ...] = (
 CONTACT_INFO = "contact_info"
 
 
+def all_segments() -> list[Segment]:
+    """Every segment of the format, the top-level ones first, then their children (a fee's transactions)."""
+    out, stack = [], list(SEGMENTS)
+    while stack:
+        seg = stack.pop(0)
+        out.append(seg)
+        stack += seg.children
+    return out
+
+
+_SEGMENT_BY_NAME = {s.name: s for s in all_segments()}
+
+
 def segment_named(name: str) -> Segment:
     """A segment of the format, children (a fee's transactions) included, by its name."""
-    stack = list(SEGMENTS)
-    while stack:
-        seg = stack.pop()
-        if seg.name == name:
-            return seg
-        stack += seg.children
-    raise KeyError(name)
+    return _SEGMENT_BY_NAME[name]
 
 
 def all_fields() -> list[tuple[Table, Field]]:
     """Every (table, field) of the format, for checks that must cover all of them."""
-    found = [(users, f) for f in USER_FIELDS]
-    stack = list(SEGMENTS)
-    while stack:
-        seg = stack.pop()
-        found += [(seg.table, f) for f in seg.fields]
-        stack += seg.children
-    return found
+    return [(users, f) for f in USER_FIELDS] + [(s.table, f) for s in all_segments() for f in s.fields]
 
 
 def code_tables_used() -> set[str]:
@@ -560,7 +557,7 @@ def _checker(f: Field, column: Column, required: bool):
 class Plan(NamedTuple):
     """How one kind of object (a user, an address, a fee, ...) becomes a row."""
 
-    steps: tuple            # (Field, column, kind, check, required, default) per field
+    steps: tuple            # (Field, check, required) per field
     known: frozenset        # the JSON keys the plan types (fields and lists)
     contact: bool = False   # the user: contact_info's lists are typed too
 
@@ -570,7 +567,7 @@ def _plan(table: Table, fields: tuple[Field, ...], lists: tuple[str, ...], conta
     for f in fields:
         column = table.c[f.column_name]
         required = _is_required(f, column)
-        steps.append((f, f.column_name, f.kind, _checker(f, column, required), required, f.default))
+        steps.append((f, _checker(f, column, required), required))
     return Plan(tuple(steps), frozenset([f.name for f in fields] + list(lists)), contact)
 
 
@@ -623,8 +620,8 @@ def _field_lines(plan_steps: tuple, env: dict[str, Any]) -> list[str]:
                 f"{pad}except Bad as bad:",
                 f"{pad}    problems.append((where + {fn}, str(bad)))"]
 
-    for n, (f, column, kind, check, required, default) in enumerate(plan_steps):
-        field_name = f.name
+    for n, (f, check, required) in enumerate(plan_steps):
+        field_name, column, kind, default = f.name, f.column_name, f.kind, f.default
         env[f"C{n}"], env[f"D{n}"] = check, default
         fn, col = repr(field_name), repr(column)
         lines.append(f"    v = get({fn})")

@@ -38,7 +38,7 @@ from tasks.alma import jsonio
 from tasks.alma.nogc import cyclic_gc_paused
 from tasks.alma import xml as alma_xml
 from tasks.alma.format import CONTACT_INFO, CREDIT, SEGMENTS, USER_PLAN, Segment, plan_for, segment_named, to_row
-from tasks.alma.format import code_tables_used, compile_items
+from tasks.alma.format import all_segments, code_tables_used, compile_items
 from tasks.library.codes import descriptions, ensure_codes
 from tasks.db.engine import write_transaction
 from tasks.errors import InvalidInput
@@ -53,7 +53,6 @@ SUB_RESOURCES = {
     "fee": ("a fees response (GET /almaws/v1/users/{id}/fees)", "fee"),
     "user_request": ("a requests response (GET /almaws/v1/users/{id}/requests)", "request"),
 }
-SEGMENT_BY_NAME = {s.name: s for s in SEGMENTS}
 
 
 def load_files(engine: Engine, paths: list[str], attach_to: str | None = None) -> dict:
@@ -326,7 +325,7 @@ class _Problems:
 
     def __init__(self, path: str):
         self.path = path
-        self.found: list[list] = [[], []]   # per source: (chunk, sequence, record, where, message)
+        self.found: list[list] = [[], []]   # per source: (chunk, source, sequence, record, where, message)
         self.counts = [0, 0]
         self.first_chunk = None              # the first chunk with a problem: nothing after it is written
         self.lock = threading.Lock()         # the loading thread and the writer add problems
@@ -536,11 +535,9 @@ class _Checker:
                 rows = into[segment.name] = Rows(segment)
             path = prefix + path
             append_row, append_owner = rows.rows.append, rows.owners.append
-            if unique:
-                met = new_keys.setdefault(segment.name, {})
+            met = new_keys.setdefault(segment.name, {}) if unique else None
             if all_items is not None:
-                all_items(items, path, codes, found, append_row, append_owner, owner_index, met if unique else None,
-                          name)
+                all_items(items, path, codes, found, append_row, append_owner, owner_index, met, name)
                 continue
             within_user: dict[tuple, int] = {}
             for i, item in enumerate(items):
@@ -752,7 +749,7 @@ _KEY_CHECKS: list[tuple[str, tuple[str, ...], Table, list[str]]] = []
 def _key_checks() -> list:
     if not _KEY_CHECKS:
         _KEY_CHECKS.append(("user", ("primary_id",), users, ["primary_id"]))
-        _KEY_CHECKS.extend((s.name, s.unique, s.table, _unique_columns(s)) for s in _all_segments() if s.unique)
+        _KEY_CHECKS.extend((s.name, s.unique, s.table, _unique_columns(s)) for s in all_segments() if s.unique)
     return _KEY_CHECKS
 
 
@@ -777,8 +774,7 @@ class _Loader:
         # The codes written, as the chunks come: two processes check chunks, each noting new codes.
         self.codes_written = {table: set(codes) for table, codes in self.found.items()}
         # Rows above these ids are this load's: a key found there was met in an earlier chunk.
-        self.last_ids = {table.name: conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
-                         for _, _, table, _ in _key_checks()}
+        self.last_ids = {table.name: _highest_id(conn, table) for _, _, table, _ in _key_checks()}
 
     # -- users
 
@@ -820,7 +816,7 @@ class _Loader:
                 record, where = _met_at(wanted[key])
                 if segment_name != "user":
                     where = f"{where}.{names[-1]}"
-                if last_id is not None and row_id > last_id:
+                if row_id > last_id:
                     message = _Repeat(segment_name, names, key, number)
                 else:
                     message = f"{_describe(names, key)} is already in the library database"
@@ -845,9 +841,10 @@ class _Loader:
         """Where each key was met first: the file read again up to there (only to word a refusal)."""
         wanted = {(r.segment, r.key) for r in repeats}
         first: dict[tuple, tuple] = {}
-        checker = _Checker({table: dict(codes) for table, codes in self.found.items()}, {})
-        for checked in _checked_here(open_source(self.path), checker.found, checker.in_db):
-            if checked.number > max(r.chunk for r in repeats):
+        last_chunk = max(r.chunk for r in repeats)
+        found = {table: dict(codes) for table, codes in self.found.items()}  # a copy: this reading adds to it
+        for checked in _checked_here(open_source(self.path), found, {}):
+            if checked.number > last_chunk:
                 break
             for segment_name, keys in checked.keys.items():
                 for key, where in keys.items():
@@ -870,7 +867,7 @@ class _Loader:
         if user_id is None:
             raise InvalidInput(f"{self.path}: --attach-to: no user with primary_id {primary_id!r} in the library "
                                f"database; load the user first")
-        segment = SEGMENT_BY_NAME[source.sub_resource]
+        segment = segment_named(source.sub_resource)
         holder = {segment.name: source.items}
         name = f"--attach-to {primary_id!r}"
         children: dict[str, Rows] = {}
@@ -896,22 +893,16 @@ _SEGMENT_INFO: dict[int, list] = {}
 def _segment_info(segments: tuple[Segment, ...]) -> list:
     info = _SEGMENT_INFO.get(id(segments))
     if info is None:
-        info = _SEGMENT_INFO[id(segments)] = [
-            (s, plan_for(s), s.path, tuple(_unique_columns(s)), tuple(_unique_columns(s, per_user=True)), s.under,
-             # One call for all the items of the list, but where the items need more than their fields.
-             None if s.unique_per_user or s.children or s.name == "fee" else
-             compile_items(plan_for(s), s.name, tuple(_unique_columns(s)), s.unique, _repeat_message))
-            for s in segments]
+        info = _SEGMENT_INFO[id(segments)] = [_info_of(s) for s in segments]
     return info
 
 
-def _all_segments() -> list[Segment]:
-    out, stack = [], list(SEGMENTS)
-    while stack:
-        seg = stack.pop(0)
-        out.append(seg)
-        stack += seg.children
-    return out
+def _info_of(s: Segment) -> tuple:
+    plan, unique = plan_for(s), tuple(_unique_columns(s))
+    # One call for all the items of the list, but where the items need more than their fields.
+    all_items = (None if s.unique_per_user or s.children or s.name == "fee" else
+                 compile_items(plan, s.name, unique, s.unique, _repeat_message))
+    return s, plan, s.path, unique, tuple(_unique_columns(s, per_user=True)), s.under, all_items
 
 
 def _check_fee(row: dict, children: dict[str, Rows], index: int, where: str) -> Iterator[tuple[str, str]]:
@@ -1098,9 +1089,13 @@ def _allocate_ids(conn: Connection, table: Table, count: int) -> list[int]:
     if conn.dialect.name == "postgresql":
         query = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
         return sorted(conn.execute(query, {"table": table.name, "n": count}).scalars())
-    highest = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
+    highest = _highest_id(conn, table)
     return list(range(highest + 1, highest + 1 + count))
 
 
+def _highest_id(conn: Connection, table: Table) -> int:
+    return conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar()
+
+
 def _count_names() -> list[str]:
-    return [segment.count_as for segment in _all_segments()]
+    return [segment.count_as for segment in all_segments()]
