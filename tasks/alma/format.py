@@ -758,27 +758,6 @@ def _extra_of(obj: dict, known: frozenset, typed: dict | None, problems: list, w
         return None
 
 
-def items_of(obj: dict, segment: Segment, problems: list, where: str) -> list:
-    """The items of `segment` in a record: a missing or null list is empty, a lone object one item."""
-    holder = obj
-    if segment.under:
-        holder = obj.get(segment.under)
-        if holder is None:
-            return []
-        if holder.__class__ is not dict:
-            problems.append((f"{where}{segment.under}", "must be a JSON object"))
-            return []
-    items = holder.get(segment.name)
-    if items is None:
-        return []
-    if items.__class__ is dict:
-        return [items]
-    if items.__class__ is not list:
-        problems.append((f"{where}{segment.path}", "must be a list"))
-        return []
-    return items
-
-
 # ------------------------------------------------------------------ export (columns -> JSON)
 
 
@@ -792,10 +771,6 @@ def format_time(value: dt.datetime | None) -> str | None:
     if value.tzinfo is not None:
         value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
     return value.isoformat(timespec="microseconds" if value.microsecond else "seconds") + "Z"
-
-
-def format_money(minor: int | None) -> str | None:
-    return None if minor is None else format_amount(minor)
 
 
 def _still_as_loaded(kind: str, column_value: Any, original: Any) -> bool:
