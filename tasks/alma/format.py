@@ -29,7 +29,7 @@ from sqlalchemy.dialects import sqlite
 
 from tasks.alma import jsonio
 from tasks.library.codes import CODE_TABLES
-from tasks.library.money import CENT, format_amount, to_minor
+from tasks.library.money import CENT, to_minor
 from tasks.db.schema import (
     fee_transactions,
     fees,
