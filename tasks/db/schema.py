@@ -39,8 +39,8 @@ def _pk() -> Column:
     return Column("id", Id, primary_key=True, autoincrement=True)
 
 
-def _owner(nullable: bool = False) -> Column:
-    return Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=nullable, index=True)
+def _owner(nullable: bool = False, index: bool = True) -> Column:
+    return Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=nullable, index=index)
 
 
 def _extra() -> Column:
@@ -248,7 +248,8 @@ loans = Table(
     "loans",
     metadata,
     _pk(),
-    _owner(nullable=True),
+    # No index of user_id alone: ix_*_active leads with it (revision 0007).
+    _owner(nullable=True, index=False),
     Column("loan_id", String(64), nullable=False, unique=True),
     Column("item_barcode", String(64)),
     Column("title", Text),
@@ -267,7 +268,8 @@ requests = Table(
     "requests",
     metadata,
     _pk(),
-    _owner(nullable=True),
+    # No index of user_id alone: ix_*_active leads with it (revision 0007).
+    _owner(nullable=True, index=False),
     Column("request_id", String(64), nullable=False, unique=True),
     Column("request_type", String(32)),
     Column("request_status", String(16), nullable=False),
@@ -282,7 +284,8 @@ fees = Table(
     "fees",
     metadata,
     _pk(),
-    _owner(nullable=True),
+    # No index of user_id alone: ix_*_active leads with it (revision 0007).
+    _owner(nullable=True, index=False),
     Column("fee_id", String(64), nullable=False, unique=True),
     Column("fee_type", String(64), nullable=False),
     Column("status", String(16), nullable=False),
