@@ -67,6 +67,8 @@ def _is_bool(annotation: Any) -> bool:
 
 
 def _default_text(field: FieldInfo) -> str | None:
+    if field.is_required():
+        return None
     default = field.get_default(call_default_factory=True)
     if default in (None, [], "") or isinstance(default, bool):
         return None
@@ -90,7 +92,9 @@ def _help(field: FieldInfo, choices: tuple[str, ...]) -> str:
     if choices:
         text += f" Choices: {', '.join(choices)}."
     default = _default_text(field)
-    if default is not None:
+    if field.is_required():
+        text += " Required."
+    elif default is not None:
         text += f" Default: {default}."
     return text.strip()
 

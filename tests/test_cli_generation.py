@@ -80,3 +80,16 @@ def test_merge_help_lists_the_segments_and_the_copy_choice():
     text = " ".join(CliRunner().invoke(cli, ["merge", "--help"]).output.split())
     assert "--segments LIST|all" in text and "Choices: contacts, identifiers, notes" in text
     assert "--copy-as-internal / --no-copy-as-internal" in text
+
+
+@pytest.mark.parametrize("path, command", list(all_commands(cli)), ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+def test_no_option_shows_an_internal_placeholder_as_its_default(path, command):
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert "Undefined" not in param.help, (path, param.opts, param.help)
+
+
+def test_waive_help_says_which_options_are_required():
+    text = " ".join(CliRunner().invoke(cli, ["waive", "--help"]).output.split())
+    assert "A total exactly at the threshold is waived. Required." in text
+    assert "(e.g. AMNESTY). Required." in text
