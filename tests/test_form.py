@@ -212,3 +212,26 @@ def test_an_empty_code_in_a_list_of_codes_is_refused_naming_the_field(model, fie
     parameters = getattr(importlib.import_module(module), name)
     with pytest.raises(ValidationError, match=f"(?s){field}.*codes may not be empty"):
         parameters(**values, **{field: ["UNDERGRAD", " "]})
+
+
+@pytest.mark.parametrize("values", [
+    {"max_fine_threshold": 10.5, "waive_reason": "AMNESTY", "fine_types": ["OVERDUEFINE"], "as_of": None,
+     "dry_run": True, "batch_size": 5000},
+    {"pairs": [{"from_primary_id": "a", "to_primary_id": "b"}], "nested": {"k": [1, 2.5, None, True]}},
+    {"when": dt.date(2026, 12, 1), "amount": Decimal("1.10"), "groups": ("A", "B")},   # not JSON: Prefect's own
+])
+def test_flow_run_parameters_are_stored_as_prefect_stores_them(values):
+    from prefect import Flow
+
+    assert bulk_fine_waiving.serialize_parameters(values) == Flow.serialize_parameters(bulk_fine_waiving, values)
+
+
+def test_a_command_line_run_does_not_import_fastapi_to_store_its_parameters():
+    import subprocess
+    import sys
+
+    probe = ("import sys; from flows.waive_fines import bulk_fine_waiving as f; "
+             "stored = f.serialize_parameters({'max_fine_threshold': 10.0, 'waive_reason': 'AMNESTY', 'as_of': None}); "
+             "print(stored['waive_reason'], 'fastapi' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["AMNESTY", "False"]

@@ -246,6 +246,25 @@ def quiet_named_endings() -> None:
         flow_runs.addFilter(_QuietNamedEndings())
 
 
+def _json_native(value: Any) -> bool:
+    if value is None or type(value) in (str, int, float, bool):
+        return True
+    if type(value) is list:
+        return all(_json_native(v) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _json_native(v) for k, v in value.items())
+    return False
+
+
+def _serialize_parameters(self: Flow, parameters: dict[str, Any]) -> dict[str, Any]:
+    """Prefect 3.9.1's Flow.serialize_parameters imports FastAPI for its jsonable_encoder before every
+    flow run (0.1-0.3 s of each command, BENCHMARKS.md change 24), which gives JSON values back as
+    they are; the command line and the UI form send only those."""
+    if all(_json_native(v) for v in parameters.values()):
+        return dict(parameters)
+    return Flow.serialize_parameters(self, parameters)
+
+
 def job_flow(job: JobDefinition) -> Flow:
     """The Prefect flow of a job."""
     titles = field_titles(job.parameters)
@@ -272,6 +291,7 @@ def job_flow(job: JobDefinition) -> Flow:
     job_run_flow = flow(name=job.name, description=job.summary_line, flow_run_name=flow_run_name(job),
                         validate_parameters=False, log_prints=True)(run)
     job_run_flow.job = job
+    job_run_flow.serialize_parameters = types.MethodType(_serialize_parameters, job_run_flow)
     quiet_named_endings()  # the engine imports the flow's module before it runs the flow
     heartbeats.install()
     return job_run_flow
