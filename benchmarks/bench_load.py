@@ -10,7 +10,9 @@
 Steps 3 runs on SQLite and, with --postgres, on a scratch PostgreSQL database (emptied first: the
 script drops and re-creates the library tables there). Peak memory (max RSS of this process) is
 printed per step; CPU is this process's, and that of load's checking process (a file above 256 KB is
-checked in a second process) apart.
+checked in a second process) apart, and on PostgreSQL (a local server) that of the server's backends
+connected to the scratch database (their /proc/<pid>/stat, read before and after each step).
+`--skip-sqlite` times PostgreSQL alone.
 """
 from __future__ import annotations
 
@@ -50,13 +52,36 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _timed(label: str, fn):
+def _server_cpu(engine) -> float | None:
+    """CPU seconds so far of the server backends connected to the engine's database (the load's own
+    connection among them: the pool keeps it open between the readings). None if they cannot be read
+    (a server on another machine)."""
+    if engine is None:
+        return None
+    with engine.connect() as conn:
+        pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars().all()
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def _timed(label: str, fn, server=None):
+    server_before = _server_cpu(server)
     started, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
     load_before = os.getloadavg()[0]
     result = fn()
     checking = _children_cpu() - children  # load checks a large file in a second process
-    print(f"  {label}: {time.perf_counter() - started:.1f} s (CPU {time.process_time() - cpu:.1f} s"
-          + (f" + {checking:.1f} s in the checking process" if checking >= 0.05 else "")
+    wall = time.perf_counter() - started
+    server_after = _server_cpu(server)
+    on_server = (f" + {server_after - server_before:.1f} s in the server"
+                 if server_before is not None and server_after is not None else "")
+    print(f"  {label}: {wall:.1f} s (CPU {time.process_time() - cpu:.1f} s"
+          + (f" + {checking:.1f} s in the checking process" if checking >= 0.05 else "") + on_server
           + f", max RSS so far {_rss_mb():.0f} MB, load average {load_before:.1f} -> {os.getloadavg()[0]:.1f})",
           flush=True)
     return result
@@ -69,9 +94,10 @@ def bench(label: str, url: str, path: Path) -> None:
         with engine.begin() as conn:  # else init_db would take the emptied database as already at head
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     init_db(engine)
+    server = engine if url.startswith("postgresql") else None
     print(f"{label} ({mask_url(url)}):")
-    counts = _timed("load", lambda: load_files(engine, [str(path)]))
-    exported = _timed("export --all", lambda: export_users(engine, None, _Sink()))
+    counts = _timed("load", lambda: load_files(engine, [str(path)]), server)
+    exported = _timed("export --all", lambda: export_users(engine, None, _Sink()), server)
     print(f"  max RSS of a checking process so far {_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB")
     print(f"  {counts['users']:,} users loaded ({counts['loans']:,} loans, {counts['fees']:,} fees), {exported:,} exported")
     dispose_engines()
@@ -82,6 +108,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--source-db", metavar="URL", help="a demo library already built (skips demo-data)")
     parser.add_argument("--postgres", metavar="URL", help="also time a scratch PostgreSQL database")
+    parser.add_argument("--skip-sqlite", action="store_true", help="time PostgreSQL alone")
+    parser.add_argument("--file", metavar="PATH", help="the JSON Lines file: exported there once, then reused")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
@@ -93,13 +121,15 @@ def main() -> None:
             engine = get_engine(source)
             init_db(engine)
             _timed(f"demo-data --users {args.users}", lambda: make_demo_library(engine, users=args.users, seed=42))
-        path = Path(tmp) / "users.jsonl"
+        path = Path(args.file) if args.file else Path(tmp) / "users.jsonl"
         print(f"demo library ({mask_url(source)}):")
-        with path.open("w", encoding="utf-8") as out:
-            _timed("export --all to a file", lambda: export_users(get_engine(source), None, out))
+        if not path.exists():
+            with path.open("w", encoding="utf-8") as out:
+                _timed("export --all to a file", lambda: export_users(get_engine(source), None, out))
         print(f"  {path.stat().st_size / 1e6:.0f} MB of JSON Lines")
         dispose_engines()
-        bench("SQLite", f"sqlite:///{tmp}/bench.db", path)
+        if not args.skip_sqlite:
+            bench("SQLite", f"sqlite:///{tmp}/bench.db", path)
         if args.postgres:
             bench("PostgreSQL", args.postgres, path)
 

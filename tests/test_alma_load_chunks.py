@@ -154,3 +154,88 @@ def test_an_xml_file_of_many_chunks_loads_as_its_json(engine, tmp_path, checks):
     exported = export_all(engine)
     assert [u["primary_id"] for u in exported] == [r["primary_id"] for r in records]
     assert exported[28]["item_loan"][0]["call_number"] == "QA29"
+
+
+# On PostgreSQL a chunk is written without looking its keys up first (the unique indexes refuse a key
+# the library or the file already holds); a refused file is loaded again with the look-ups, which word
+# the messages. Whichever way, a user sees the same refusal and nothing written.
+
+def _count(engine, table: str) -> int:
+    with engine.connect() as conn:
+        return conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar()
+
+
+def test_keys_already_in_the_library_refuse_the_file_and_nothing_is_written(engine, tmp_path, checks):
+    load_files(engine, [str(write_lines(tmp_path, [user(n) for n in range(1, 11)], "first.jsonl"))])
+    records = [user(n) for n in range(20, 45)]
+    records[12]["primary_id"] = "c003"                                    # line 13, chunk 3
+    records[17]["user_identifier"][0]["value"] = "B-c004"                 # line 18, chunk 4
+    records[22]["item_loan"][0]["loan_id"] = "L-c005"                     # line 23, chunk 5
+    records[24]["fee"] = [dict(user(6)["fee"][0])]                        # line 25, chunk 6
+
+    with pytest.raises(InvalidInput) as refused:
+        load_files(engine, [str(write_lines(tmp_path, records))])
+
+    lines = str(refused.value).splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "line 13 (primary_id 'c003'): primary_id: 'c003' is already in the library database",
+        "line 18 (primary_id 'c037'): user_identifier[0].value: id_type 'BARCODE' value 'B-c004' is already "
+        "in the library database",
+        "line 23 (primary_id 'c042'): item_loan[0].loan_id: 'L-c005' is already in the library database",
+        "line 25 (primary_id 'c044'): fee[0].id: 'F-c006' is already in the library database",
+        "nothing was loaded"]
+    assert count_users(engine) == 10
+    assert (_count(engine, "loans"), _count(engine, "fees"), _count(engine, "user_identifiers")) == (10, 3, 10)
+
+
+def test_keys_met_twice_within_a_chunk_and_across_chunks_are_refused_as_before(engine, tmp_path, checks):
+    records = [user(n) for n in range(1, 30)]
+    records[10]["user_identifier"][0]["value"] = "B-c002"                 # line 11, chunk 2; line 2 chunk 0
+    records[17]["item_loan"][0]["loan_id"] = "L-c017"                     # line 18, chunk 4 as line 17
+    records[21]["primary_id"] = "c021"                                    # line 22, chunk 5 as line 21
+
+    with pytest.raises(InvalidInput) as refused:
+        load_files(engine, [str(write_lines(tmp_path, records))])
+
+    lines = str(refused.value).splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "line 11 (primary_id 'c011'): user_identifier[0].value: id_type 'BARCODE' value 'B-c002' appears "
+        "twice in the file (also line 2 (primary_id 'c002') user_identifier[0].value)",
+        "line 18 (primary_id 'c018'): item_loan[0].loan_id: 'L-c017' appears twice in the file "
+        "(also line 17 (primary_id 'c017') item_loan[0].loan_id)",
+        "line 22 (primary_id 'c021'): primary_id: 'c021' appears twice in the file (also line 21)",
+        "nothing was loaded"]
+    assert count_users(engine) == 0 and _count(engine, "loans") == 0
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_on_postgresql_a_file_that_loads_is_written_without_looking_its_keys_up(engine, tmp_path, checks,
+                                                                                monkeypatch):
+    looked_up = []
+    existing = load._existing
+    monkeypatch.setattr(load, "_existing", lambda *args: looked_up.append(args[1].name) or existing(*args))
+
+    counts = load_files(engine, [str(write_lines(tmp_path, [user(n) for n in range(1, 42)]))])
+
+    assert counts["users"] == 41 and count_users(engine) == 41 and looked_up == []
+    records = [user(n) for n in range(50, 60)]
+    records[6]["item_loan"][0]["loan_id"] = "L-c001"  # in the library: the file is loaded again, looking up
+    with pytest.raises(InvalidInput, match="'L-c001' is already in the library database"):
+        load_files(engine, [str(write_lines(tmp_path, records, "second.jsonl"))])
+    assert "loans" in looked_up and count_users(engine) == 41
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_without_a_unique_index_on_a_key_its_repeats_are_still_looked_up_and_refused(engine, tmp_path, checks):
+    with engine.begin() as conn:  # a library whose loans lost the index: the look-ups must do its work
+        conn.exec_driver_sql("ALTER TABLE loans DROP CONSTRAINT loans_loan_id_key")
+    records = [user(n) for n in range(1, 20)]
+    records[14]["item_loan"][0]["loan_id"] = "L-c002"                     # line 15, chunk 3; line 2 chunk 0
+
+    with pytest.raises(InvalidInput) as refused:
+        load_files(engine, [str(write_lines(tmp_path, records))])
+
+    assert str(refused.value).splitlines()[0].endswith(
+        "line 15 (primary_id 'c015'): item_loan[0].loan_id: 'L-c002' appears twice in the file "
+        "(also line 2 (primary_id 'c002') item_loan[0].loan_id)")
+    assert count_users(engine) == 0 and _count(engine, "loans") == 0
