@@ -90,18 +90,18 @@ def lock(conn: Connection, fees: pd.DataFrame) -> None:
 def waive(conn: Connection, fees: pd.DataFrame, parameters: WaiveParameters, run: JobRun) -> dict[str, Any]:
     """Waive the fees that were re-checked under lock: WAIVE transactions first, then close them."""
     fee_ids = [int(i) for i in fees["fee_pk"]]
-    values = {"reason": parameters.waive_reason, "reason_json": json.dumps(parameters.waive_reason),
-              "comment": parameters.comment, "now": run.now, "run_id": run.run_id, "created_at": utcnow()}
+    created_at = utcnow()
     for start in range(0, len(fee_ids), FEES_PER_STATEMENT):
-        chunk = {"fee_ids": fee_ids[start:start + FEES_PER_STATEMENT], **values}
-        if conn.dialect.name == "postgresql":
-            conn.execute(sql_for(conn, "waive/waive_fees"), chunk)   # the three below in one statement
-            continue
+        chunk = fee_ids[start:start + FEES_PER_STATEMENT]
         # The audit events come from the fee rows inside the database, before they are closed: one
         # statement per chunk instead of a row per fee sent from Python.
-        conn.execute(FEE_WAIVED_EVENTS, chunk)
-        conn.execute(sql_for(conn, "waive/insert_waive_transactions"), chunk)
-        conn.execute(sql_for(conn, "waive/close_fees"), chunk)
+        conn.execute(FEE_WAIVED_EVENTS,
+                     {"fee_ids": chunk, "reason_json": json.dumps(parameters.waive_reason), "run_id": run.run_id,
+                      "created_at": created_at})
+        conn.execute(sql_for(conn, "waive/insert_waive_transactions"),
+                     {"fee_ids": chunk, "reason": parameters.waive_reason, "comment": parameters.comment,
+                      "now": run.now, "run_id": run.run_id})
+        conn.execute(sql_for(conn, "waive/close_fees"), {"fee_ids": chunk})
     return waived_counts(fees)
 
 

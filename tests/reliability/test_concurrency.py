@@ -307,12 +307,6 @@ def test_a_payment_taken_while_a_purge_batch_waives_the_fee_never_unbalances_the
     assert [tuple(k) for k in kinds] == [("WAIVE", 600)]
 
 
-def waive_writes(db_url: str, statement: str) -> str:
-    """The waive statement a desk action goes before: on PostgreSQL a batch's three writes are one
-    statement (sql/waive/waive_fees.sql), which the action then precedes, the batch's locks held."""
-    return "waive/waive_fees" if db_url.startswith("postgresql") else statement
-
-
 def during_waive_batch(monkeypatch, statement: str, desk_action: Callable[[], object]) -> dict[str, object]:
     """Run `desk_action` on another connection just before the waive batch runs `statement`, and give it
     3 s: a desk that must wait for the batch's locks is still waiting when the batch goes on."""
@@ -345,8 +339,7 @@ def test_a_payment_taken_while_a_waive_batch_waives_the_fee_never_unbalances_the
     user = add_user(engine, "amnesty", fees_owed=["6.00"])
     with engine.connect() as conn:
         fee_id = conn.execute(select(fees.c.id).where(fees.c.user_id == user)).scalar_one()
-    desk = during_waive_batch(monkeypatch, waive_writes(db_url, "waive/close_fees"),
-                              lambda: desk_payment(db_url, fee_id, 200))
+    desk = during_waive_batch(monkeypatch, "waive/close_fees", lambda: desk_payment(db_url, fee_id, 200))
     summary = bulk_fine_waiving(max_fine_threshold="10", waive_reason="AMNESTY",
                                                            as_of=AS_OF, dry_run=False)
     desk["thread"].join(timeout=60)
@@ -374,7 +367,7 @@ def test_a_fine_charged_while_a_waive_batch_commits_comes_after_it_and_stays_act
         with desk_engine.begin() as conn:
             return add_fee(conn, user, "9.00")
 
-    desk = during_waive_batch(monkeypatch, waive_writes(db_url, "waive/insert_waive_transactions"), charge_fine)
+    desk = during_waive_batch(monkeypatch, "waive/insert_waive_transactions", charge_fine)
     summary = bulk_fine_waiving(max_fine_threshold="10", waive_reason="AMNESTY",
                                                            as_of=AS_OF, dry_run=False)
     desk["thread"].join(timeout=60)
