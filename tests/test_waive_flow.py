@@ -101,12 +101,19 @@ def test_dry_run_real_run_and_rerun(engine, cli):
         run = conn.execute(select(job_runs).where(job_runs.c.run_id == real["run_id"])).one()
         events = conn.execute(select(job_events.c.event, job_events.c.fee_id, job_events.c.amount_minor)
                               .where(job_events.c.run_id == real["run_id"])).all()
+        described = conn.execute(select(job_events.c.user_id, job_events.c.details, fees.c.user_id, fees.c.fee_type)
+                                 .join(fees, fees.c.id == job_events.c.fee_id)
+                                 .where(job_events.c.run_id == real["run_id"])).all()
     assert run.status == "COMPLETED" and run.job == "bulk-fine-waiving" and not run.dry_run
     assert json.loads(run.summary)["amount_waived"] == "122.51"
     assert "| DAMAGEDITEMFINE | 70.01 EUR |" in run.report and "| OVERDUEFINE | 50.00 EUR |" in run.report
     assert "| ABOVE_FINE_THRESHOLD | 1 |" in run.report and "Duration" in run.report
     assert sorted((e.event, e.fee_id, e.amount_minor) for e in events) == sorted(
         ("FEE_WAIVED", t.fee_id, t.amount_minor) for t in waived)
+    # Each audit row names the fee's user, its type and the reason, as JSON.
+    assert len(described) == 4 and all(
+        event_user == fee_user and json.loads(details) == {"fee_type": fee_type, "reason": "AMNESTY"}
+        for event_user, details, fee_user, fee_type in described)
 
     after_first = fee_state(engine)
     code, out, err = cli(*args, "--confirm")
