@@ -67,8 +67,6 @@ def _is_bool(annotation: Any) -> bool:
 
 
 def _default_text(field: FieldInfo) -> str | None:
-    if field.is_required():
-        return None
     default = field.get_default(call_default_factory=True)
     if default in (None, [], "") or isinstance(default, bool):
         return None
@@ -91,10 +89,9 @@ def _help(field: FieldInfo, choices: tuple[str, ...]) -> str:
     text = cli_of(field).help or field.description or ""
     if choices:
         text += f" Choices: {', '.join(choices)}."
-    default = _default_text(field)
-    if field.is_required():
+    if field.is_required():   # its "default" is pydantic's PydanticUndefined
         text += " Required."
-    elif default is not None:
+    elif (default := _default_text(field)) is not None:
         text += f" Default: {default}."
     return text.strip()
 

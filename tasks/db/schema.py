@@ -43,6 +43,12 @@ def _owner(nullable: bool = False, index: bool = True) -> Column:
     return Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=nullable, index=index)
 
 
+def _unlinkable_owner() -> Column:
+    """The user of a loan, request or fee: NULL once Anonymise loan history has unlinked the row. Not
+    indexed alone: the table's ix_*_active index leads with it (revision 0007)."""
+    return _owner(nullable=True, index=False)
+
+
 def _extra() -> Column:
     # What an Alma record carries beyond the typed columns (fields outside the format's spec, and the
     # exact form of a typed field the column cannot hold, such as a null boolean): a JSON object as
@@ -248,8 +254,7 @@ loans = Table(
     "loans",
     metadata,
     _pk(),
-    # No index of user_id alone: ix_*_active leads with it (revision 0007).
-    _owner(nullable=True, index=False),
+    _unlinkable_owner(),
     Column("loan_id", String(64), nullable=False, unique=True),
     Column("item_barcode", String(64)),
     Column("title", Text),
@@ -268,8 +273,7 @@ requests = Table(
     "requests",
     metadata,
     _pk(),
-    # No index of user_id alone: ix_*_active leads with it (revision 0007).
-    _owner(nullable=True, index=False),
+    _unlinkable_owner(),
     Column("request_id", String(64), nullable=False, unique=True),
     Column("request_type", String(32)),
     Column("request_status", String(16), nullable=False),
@@ -284,8 +288,7 @@ fees = Table(
     "fees",
     metadata,
     _pk(),
-    # No index of user_id alone: ix_*_active leads with it (revision 0007).
-    _owner(nullable=True, index=False),
+    _unlinkable_owner(),
     Column("fee_id", String(64), nullable=False, unique=True),
     Column("fee_type", String(64), nullable=False),
     Column("status", String(16), nullable=False),
