@@ -28,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import text  # noqa: E402
 
+from benchmarks.proc import cpu_seconds  # noqa: E402
+
 from tasks.alma.export import export_users  # noqa: E402
 from tasks.alma.load import load_files  # noqa: E402
 from tasks.db.engine import dispose_engines, get_engine, mask_url  # noqa: E402
@@ -60,14 +62,10 @@ def _server_cpu(engine) -> float | None:
         return None
     with engine.connect() as conn:
         pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars().all()
-    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    return total
+    try:
+        return sum(cpu_seconds(pid) for pid in pids)
+    except OSError:
+        return None
 
 
 def _timed(label: str, fn, server=None):

@@ -8,29 +8,24 @@ CODE_DIR holds the `tasks/` to measure (the worktree itself, or a copy of older 
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, sys.argv[1])
+sys.path.append(str(Path(__file__).resolve().parent.parent))   # benchmarks/, after CODE_DIR's tasks/
 
 from sqlalchemy import text  # noqa: E402
 
+from benchmarks.proc import cpu_seconds  # noqa: E402
 from tasks.alma import load  # noqa: E402
 from tasks.db.engine import get_engine  # noqa: E402
 from tasks.db.schema import metadata  # noqa: E402
 from tasks.library.init_db import init_db  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
 stats: dict = defaultdict(lambda: [0, 0.0, 0.0])  # (kind, table) -> calls, server CPU, wall
 backends: dict[int, int] = {}
-
-
-def cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
 def backend_of(conn) -> int:
@@ -46,11 +41,11 @@ def backend_of(conn) -> int:
 def timed(kind: str, fn):
     def call(conn, table, *args):
         pid = backend_of(conn)
-        cpu_before, started = cpu(pid), time.perf_counter()
+        cpu_before, started = cpu_seconds(pid), time.perf_counter()
         result = fn(conn, table, *args)
         entry = stats[(kind, table.name)]
         entry[0] += 1
-        entry[1] += cpu(pid) - cpu_before
+        entry[1] += cpu_seconds(pid) - cpu_before
         entry[2] += time.perf_counter() - started
         return result
     return call
