@@ -42,7 +42,7 @@ from tasks.alma import xml as alma_xml
 from tasks.alma.format import CONTACT_INFO, CREDIT, SEGMENTS, USER_PLAN, Segment, plan_for, segment_named, to_row
 from tasks.alma.format import all_segments, code_tables_used, compile_items
 from tasks.library.codes import descriptions, ensure_codes
-from tasks.db.engine import write_transaction
+from tasks.db.engine import may_set_sql, write_transaction
 from tasks.errors import InvalidInput
 from tasks.db.schema import users
 
@@ -91,26 +91,29 @@ def _load_file(engine: Engine, path: str, attach_to: str | None) -> dict:
         raise InvalidInput(f"{path}: --attach-to {attach_to!r} takes a loans, fees or requests response; "
                            f"this file holds users: load it without --attach-to")
     trusting = attach_to is None and _keys_enforced(engine)
+    links = attach_to is None and _links_by_construction(engine)
     try:
-        return _load_once(engine, path, source, attach_to, look_up=not trusting)
+        return _load_once(engine, path, source, attach_to, look_up=not trusting, links=links)
     except _Refused:
         # The first attempt wrote nothing (its transaction rolled back): the load again, with every
         # chunk's keys looked up before it is written, words the refusal as it always has.
-        return _load_once(engine, path, open_source(path), attach_to, look_up=True)
+        return _load_once(engine, path, open_source(path), attach_to, look_up=True, links=links)
 
 
 class _Refused(Exception):
     """The database refused a chunk written without looking its keys up (`_load_once`)."""
 
 
-def _load_once(engine: Engine, path: str, source: Source, attach_to: str | None, look_up: bool) -> dict:
+def _load_once(engine: Engine, path: str, source: Source, attach_to: str | None, look_up: bool,
+               links: bool = False) -> dict:
     """One attempt at the file, in one transaction. With `look_up` false the chunks' library-wide keys
     (primary ids, identifiers, loan, request and fee ids) are not looked up in the database before a
     chunk is written: the unique indexes refuse a key already in the library or in an earlier chunk
     (repeats within a chunk are the checks'), and any refusal of the database raises _Refused, for
     the caller to load the file again the way that words the messages. A chunk that is not written
-    (the file has a problem by then) is looked up either way, for the message."""
-    loader = _Loader(path, look_up)
+    (the file has a problem by then) is looked up either way, for the message. With `links` the
+    chunks' rows are written without their foreign-key checks (`_links_by_construction`)."""
+    loader = _Loader(path, look_up, links)
     checking = None
     if attach_to is None and _worth_a_process(path):
         # Before the transaction: the child holds no connection.
@@ -167,6 +170,44 @@ def _keys_enforced(engine: Engine) -> bool:
             " GROUP BY i.indexrelid, t.relname",
             {"tables": sorted({table for table, _ in wanted})}).all()
     return wanted <= {(table, frozenset(columns)) for table, columns in found}
+
+
+def _links_by_construction(engine: Engine) -> bool:
+    """Whether a chunk's rows may be written with `session_replication_role = replica`, which skips
+    the foreign-key check of every row. Each row of a chunk links to a user (a transaction to a fee)
+    that the same chunk has just inserted, in this uncommitted transaction, so the check cannot fail
+    and no other session can remove the parent meanwhile; yet PostgreSQL's check of a row locks its
+    parent row, and locking a row writes it and logs it: half the server's CPU of a load of 100,000
+    users (BENCHMARKS.md, eighth round). The setting skips triggers and rules too, so it is used only
+    where the loaded tables have nothing but the schema's own foreign keys (a library's own trigger,
+    rule or foreign key keeps every check), and where the role may set it (a superuser, or `GRANT
+    SET ON PARAMETER session_replication_role`, docs/operations/server.md)."""
+    if engine.dialect.name != "postgresql":
+        return False
+    tables = [users] + [segment.table for segment in all_segments()]
+    ours = {(fk.parent.table.name, fk.parent.name, fk.column.table.name, fk.column.name)
+            for table in tables for fk in table.foreign_keys}
+    names = sorted({table.name for table in tables})
+    with engine.connect() as conn:
+        version = conn.connection.dbapi_connection.server_version
+        if not conn.exec_driver_sql(f"SELECT {may_set_sql('session_replication_role', version)}").scalar():
+            return False
+        found = conn.exec_driver_sql(
+            "SELECT t.relname, a.attname, r.relname, ra.attname, cardinality(c.conkey) FROM pg_constraint c"
+            " JOIN pg_class t ON t.oid = c.conrelid JOIN pg_class r ON r.oid = c.confrelid"
+            " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]"
+            " JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = c.confkey[1]"
+            " WHERE c.contype = 'f' AND pg_table_is_visible(t.oid) AND t.relname = ANY(%(tables)s)",
+            {"tables": names}).all()
+        others = conn.exec_driver_sql(
+            "SELECT (SELECT count(*) FROM pg_trigger g JOIN pg_class t ON t.oid = g.tgrelid"
+            "        LEFT JOIN pg_constraint c ON c.oid = g.tgconstraint"
+            "        WHERE pg_table_is_visible(t.oid) AND t.relname = ANY(%(tables)s)"
+            "        AND NOT (g.tgisinternal AND c.contype IS NOT DISTINCT FROM 'f'))"
+            "    + (SELECT count(*) FROM pg_rewrite w JOIN pg_class t ON t.oid = w.ev_class"
+            "        WHERE pg_table_is_visible(t.oid) AND t.relname = ANY(%(tables)s))",
+            {"tables": names}).scalar()
+    return not others and all(columns == 1 and tuple(fk) in ours for *fk, columns in found)
 
 
 def _worth_a_process(path: str) -> bool:
@@ -800,9 +841,10 @@ def _key_checks() -> list:
 class _Loader:
     """The writing side of a load: the transaction, the database's checks and the rows' inserts."""
 
-    def __init__(self, path: str, look_up: bool = True):
+    def __init__(self, path: str, look_up: bool = True, links: bool = False):
         self.path = path
         self.look_up = look_up   # false: a chunk that is written is not looked up first (_load_once)
+        self.links = links       # true: a chunk's rows are written without foreign-key checks
         self.problems = _Problems(path)
         self.problems.word_repeats = self._word_repeats
         self.counts: Counter = Counter({"users": 0, "codes_added": 0})
@@ -837,7 +879,8 @@ class _Loader:
                 self._note_unwritten(checked.keys, number)
                 return
             self._write_codes(conn, checked.new_codes)
-            _insert_rows(conn, checked.rows, None, self.counts)
+            with _links_unchecked(conn, self.links):
+                _insert_rows(conn, checked.rows, None, self.counts)
 
         return write
 
@@ -1042,6 +1085,19 @@ def _json_array(values: list[str]) -> str:
         return orjson.dumps(values).decode("utf-8")
     except TypeError:  # a lone surrogate (refused by the checks already): escaped, it matches nothing
         return json.dumps(values)
+
+
+@contextlib.contextmanager
+def _links_unchecked(conn: Connection, unchecked: bool) -> Iterator[None]:
+    """The chunk's inserts, without foreign-key checks when `unchecked` (`_links_by_construction`):
+    for them alone, then the session's own setting again (SET LOCAL: a rollback undoes it too)."""
+    if not unchecked:
+        yield
+        return
+    was = conn.exec_driver_sql("SHOW session_replication_role").scalar()
+    conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+    yield
+    conn.exec_driver_sql("SELECT set_config('session_replication_role', %(was)s, true)", {"was": was})
 
 
 def _insert_rows(conn: Connection, rows: tuple, parent_ids: list[int] | None, counts: Counter) -> None:

@@ -131,8 +131,7 @@ def _compress_full_page_images(engine: Engine) -> None:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
-        may_set = ("has_parameter_privilege('wal_compression', 'SET')" if dbapi_connection.server_version >= 150000
-                   else "current_setting('is_superuser') = 'on'")
+        may_set = may_set_sql("wal_compression", dbapi_connection.server_version)
         with dbapi_connection.cursor() as cursor:
             cursor.execute(f"SELECT current_setting('wal_compression') = 'off' AND {may_set}, 'lz4' = ANY(enumvals) "
                            "FROM pg_settings WHERE name = 'wal_compression'")
@@ -141,6 +140,14 @@ def _compress_full_page_images(engine: Engine) -> None:
                 # lz4 where the server has it (PostgreSQL 15+): less CPU than pglz for the same pages.
                 cursor.execute("SET wal_compression = " + ("lz4" if found[1] else "on"))
         dbapi_connection.commit()   # a SET lasts for the session only once its transaction commits
+
+
+def may_set_sql(parameter: str, server_version: int) -> str:
+    """SQL that is true when this session's role may set `parameter`, one a plain role may not: a
+    superuser, or (PostgreSQL 15+) a role given `GRANT SET ON PARAMETER`."""
+    if server_version >= 150000:
+        return f"has_parameter_privilege('{parameter}', 'SET')"
+    return "current_setting('is_superuser') = 'on'"
 
 
 def _configure_sqlite(engine: Engine) -> None:
