@@ -176,9 +176,9 @@ def _links_by_construction(engine: Engine) -> bool:
     """Whether a chunk's rows may be written with `session_replication_role = replica`, which skips
     the foreign-key check of every row. Each row of a chunk links to a user (a transaction to a fee)
     that the same chunk has just inserted, in this uncommitted transaction, so the check cannot fail
-    and no other session can remove the parent meanwhile; yet PostgreSQL's check of a row locks its
-    parent row, and locking a row writes it and logs it: half the server's CPU of a load of 100,000
-    users (BENCHMARKS.md, eighth round). The setting skips triggers and rules too, so it is used only
+    and no other session can remove the parent meanwhile; yet PostgreSQL checks each row by a query of
+    its own after the COPY (the parent found by its index and locked): half the server's CPU of a
+    load of 100,000 users (BENCHMARKS.md, eighth round). The setting skips triggers and rules too, so it is used only
     where the loaded tables have nothing but the schema's own foreign keys (a library's own trigger,
     rule or foreign key keeps every check), and where the role may set it (a superuser, or `GRANT
     SET ON PARAMETER session_replication_role`, docs/operations/server.md)."""
