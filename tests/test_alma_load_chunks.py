@@ -141,12 +141,11 @@ def test_memory_of_a_load_does_not_grow_with_the_file(engine, tmp_path, monkeypa
 
 def test_an_xml_file_of_many_chunks_loads_as_its_json(engine, tmp_path, checks):
     # <users> is read as it is parsed, in the checking process too.
-    from tasks.alma.xml import write_users
+    from tasks.alma.xml import USERS_HEAD, USERS_TAIL, user_lines
 
     records = [user(n) for n in range(1, 30)]
     path = tmp_path / "users.xml"
-    with path.open("w", encoding="utf-8") as out:
-        write_users(iter([records]), out)
+    path.write_text(USERS_HEAD + user_lines(records) + USERS_TAIL, encoding="utf-8")
 
     counts = load_files(engine, [str(path)])
 

@@ -6,11 +6,18 @@ stays flat however many users the library holds, and output starts before the la
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import marshal
+import multiprocessing
+import queue
+import sqlite3
+import threading
+import traceback
 from collections import defaultdict
 from typing import Any, Iterator, NamedTuple, TextIO
 
-from sqlalchemy import Connection, Engine, Table, bindparam, select, type_coerce
+from sqlalchemy import Connection, Engine, Table, bindparam, func, select, type_coerce
 from sqlalchemy.types import NullType
 
 from tasks.alma import jsonio
@@ -19,7 +26,7 @@ from tasks.alma.nogc import cyclic_gc_paused
 from tasks.alma.format import CONTACT_INFO, SEGMENTS, USER_FIELDS, ExportPlan, Segment, code_tables_used
 from tasks.alma.format import export_plan, to_json
 from tasks.library.codes import descriptions
-from tasks.db.engine import read_connection
+from tasks.db.engine import in_forked_process
 from tasks.errors import UserNotFound
 from tasks.db.schema import users
 
@@ -77,11 +84,17 @@ def _reading(table: Table, fields: tuple, owner_column: str) -> _Reading:
 def export_users(engine: Engine, primary_ids: list[str] | None, out: TextIO, fmt: str = "json") -> int:
     """One id: one pretty JSON object (XML: one `<user>`). Several ids, or None for every user: JSON
     Lines (XML: `<users>`, one `<user>` a line). Purged users are not exported. Returns the number
-    of users written."""
+    of users written. Everything written is one snapshot of the library, and `export --all` of a large
+    library is made by two processes (_SecondProcess)."""
     if fmt not in FORMATS:
         from tasks.errors import InvalidInput
         raise InvalidInput(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
-    with read_connection(engine) as conn, cyclic_gc_paused():
+    hold = _WritersHeld.of(engine) if primary_ids is None and _SecondProcess.possible(engine) else None
+    with contextlib.ExitStack() as stack:
+        if hold is not None:
+            stack.enter_context(hold)
+        conn = stack.enter_context(_snapshot(engine))
+        stack.enter_context(cyclic_gc_paused())
         descs = {table: descriptions(conn, table) for table in code_tables_used()}
         if primary_ids is not None and len(primary_ids) == 1:
             ids = _resolve(conn, primary_ids)
@@ -91,16 +104,194 @@ def export_users(engine: Engine, primary_ids: list[str] | None, out: TextIO, fmt
             else:
                 out.write(json.dumps(document, ensure_ascii=False, indent=2, default=jsonio.default) + "\n")
             return 1
+        second = None
+        if primary_ids is None and (hold is None or hold.held) and _SecondProcess.worth_it(conn):
+            second = stack.enter_context(_SecondProcess(engine, conn, descs, fmt))
+        if hold is not None:
+            hold.release()  # the second process has its snapshot: the library's writers may go on
         chunks = _all_user_ids(conn) if primary_ids is None else _chunks(_resolve(conn, primary_ids))
         if fmt == "xml":
-            return alma_xml.write_users((_documents(conn, ids, descs) for ids in chunks), out)
+            out.write(alma_xml.USERS_HEAD)
         written = 0
-        for ids in chunks:
-            documents = _documents(conn, ids, descs)
-            out.write(jsonio.dumps_lines(documents))
+        for number, ids in enumerate(chunks):
+            if second is not None and number % 2:
+                text = second.chunk(number)
+            else:
+                text = _render(conn, ids, descs, fmt)
+            out.write(text)
             out.flush()
-            written += len(documents)
+            written += len(ids)
+        if fmt == "xml":
+            out.write(alma_xml.USERS_TAIL)
         return written
+
+
+def _render(conn: Connection, ids: list[int], descs: dict, fmt: str) -> str:
+    """The users `ids` as lines of the export: JSON Lines, or `<user>` elements."""
+    documents = _documents(conn, ids, descs)
+    return alma_xml.user_lines(documents) if fmt == "xml" else jsonio.dumps_lines(documents)
+
+
+@contextlib.contextmanager
+def _snapshot(engine: Engine) -> Iterator[Connection]:
+    """The export's read transaction, one snapshot of the library: SQLite's read transaction is one;
+    on PostgreSQL REPEATABLE READ makes it one (READ COMMITTED would take a new one per statement, and
+    a user's loans could be read as of another moment than the user)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
+
+
+# From this many users `export --all` is made by two processes: below it starting one costs more.
+TWO_PROCESSES_FROM = 20 * CHUNK
+
+
+class _WritersHeld:
+    """SQLite's write lock, held by a connection of its own while the export's two processes begin
+    their read transactions: no write can commit in between, so both read the same snapshot (SQLite
+    cannot hand one transaction's snapshot to another connection, as PostgreSQL does). Taken only if
+    it is free within a moment; else the export is made by one process."""
+
+    WAIT_SECONDS = 0.5
+
+    def __init__(self, database: str):
+        self.database, self.lock, self.held = database, None, False
+
+    @classmethod
+    def of(cls, engine: Engine) -> "_WritersHeld | None":
+        return cls(engine.url.database) if engine.dialect.name == "sqlite" else None
+
+    def __enter__(self) -> "_WritersHeld":
+        self.lock = sqlite3.connect(self.database, timeout=self.WAIT_SECONDS, isolation_level=None)
+        try:
+            self.lock.execute("BEGIN IMMEDIATE")
+            self.held = True
+        except sqlite3.OperationalError:  # a writer is at work: one process, in the reading's own snapshot
+            pass
+        return self
+
+    def release(self) -> None:
+        if self.lock is not None:
+            if self.held:
+                self.lock.execute("ROLLBACK")
+            self.lock.close()
+            self.lock, self.held = None, False
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+
+class _SecondProcess:
+    """Every other chunk of `export --all` made in a second process (forked), in the same snapshot of
+    the library (PostgreSQL: `pg_export_snapshot`; SQLite: begun while `_WritersHeld`), while this
+    process makes the others: the export is CPU-bound in Python (reading the rows, building the
+    documents, JSON), one core each. Its chunks come back as text through a pipe, read ahead by a
+    thread, two at most; this process writes all of them in order."""
+
+    @staticmethod
+    def possible(engine: Engine) -> bool:
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return False
+        return engine.dialect.name == "postgresql" or engine.url.database not in (None, "", ":memory:")
+
+    @staticmethod
+    def worth_it(conn: Connection) -> bool:
+        return _live_users(conn) >= TWO_PROCESSES_FROM
+
+    def __init__(self, engine: Engine, conn: Connection, descs: dict, fmt: str):
+        snapshot = (conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
+                    if conn.dialect.name == "postgresql" else None)
+        context = multiprocessing.get_context("fork")
+        self.pipe, child_end = context.Pipe(duplex=False)
+        self.process = context.Process(target=_export_in_child, args=(engine, snapshot, descs, fmt, child_end),
+                                       name="alma-export", daemon=True)
+        self.process.start()
+        child_end.close()
+        self.inbox: queue.Queue = queue.Queue(maxsize=2)
+        self.stop = threading.Event()
+        try:
+            self._next()  # its transaction has begun: ("ready",)
+        except BaseException:
+            self.__exit__()
+            raise
+        self.reader = threading.Thread(target=self._read, name="alma-export-inbox", daemon=True)
+        self.reader.start()
+
+    def _next(self) -> tuple:
+        try:
+            message = marshal.loads(self.pipe.recv_bytes())
+        except (EOFError, OSError):
+            message = ("failed", "the process making half of the export ended without a word")
+        if message[0] == "failed":
+            raise RuntimeError(f"export: {message[1]}")
+        return message
+
+    def _read(self) -> None:
+        while not self.stop.is_set():
+            try:
+                message = self._next()
+            except RuntimeError as exc:
+                message = ("failed", str(exc))
+            while not self.stop.is_set():
+                try:
+                    self.inbox.put(message, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if message[0] != "chunk":
+                return
+
+    def chunk(self, number: int) -> str:
+        message = self.inbox.get()
+        if message[0] == "failed":
+            raise RuntimeError(message[1])
+        if message[:2] != ("chunk", number):
+            raise RuntimeError(f"export: chunk {number} expected from the second process, got {message[:2]}")
+        return message[2]
+
+    def __enter__(self) -> "_SecondProcess":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop.set()
+        if self.process.is_alive():
+            self.process.kill()  # done, or given up: what it still makes is not wanted
+        self.process.join()
+        reader = getattr(self, "reader", None)
+        if reader is not None:
+            reader.join()
+        self.pipe.close()
+
+
+def _export_in_child(engine: Engine, snapshot: str | None, descs: dict, fmt: str, pipe) -> None:
+    try:
+        with in_forked_process(engine).connect() as conn:
+            if snapshot is not None:
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                if snapshot is not None:
+                    conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                else:  # SQLite's read transaction takes its snapshot at its first read
+                    conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+                pipe.send_bytes(marshal.dumps(("ready",)))
+                with cyclic_gc_paused():
+                    for number, ids in enumerate(_all_user_ids(conn)):
+                        if number % 2:
+                            pipe.send_bytes(marshal.dumps(("chunk", number, _render(conn, ids, descs, fmt))))
+        pipe.send_bytes(marshal.dumps(("end",)))
+    except (BrokenPipeError, EOFError):
+        pass  # the export gave up (its own error is the one reported)
+    except BaseException:  # noqa: BLE001 - reported by the export, which raises it
+        with contextlib.suppress(OSError):
+            pipe.send_bytes(marshal.dumps(("failed", traceback.format_exc())))
+    finally:
+        pipe.close()
+
+
+def _live_users(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(users).where(users.c.purged_at.is_(None))).scalar()
 
 
 def _chunks(values: list, size: int = CHUNK) -> Iterator[list]:

@@ -237,13 +237,10 @@ def write_user(document: dict, out: TextIO) -> None:
     out.write(ET.tostring(root, encoding="unicode") + "\n")
 
 
-def write_users(documents: Iterator[list[dict]], out: TextIO) -> int:
-    """`<users>` with one `<user>` a line, written chunk by chunk."""
-    out.write('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<users>\n')
-    written = 0
-    for chunk in documents:
-        out.write("".join(ET.tostring(user_element(d), encoding="unicode") + "\n" for d in chunk))
-        out.flush()
-        written += len(chunk)
-    out.write("</users>\n")
-    return written
+USERS_HEAD = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<users>\n'
+USERS_TAIL = "</users>\n"
+
+
+def user_lines(documents: list[dict]) -> str:
+    """The `<user>` elements of `<users>`, one a line."""
+    return "".join(ET.tostring(user_element(d), encoding="unicode") + "\n" for d in documents)

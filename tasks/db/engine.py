@@ -89,6 +89,19 @@ def get_engine(url: str | None = None) -> Engine:
     return engine
 
 
+# The pools a forked process took over with its parent's memory (`in_forked_process`).
+_INHERITED_POOLS: list = []
+
+
+def in_forked_process(engine: Engine) -> Engine:
+    """The engine, in a process forked from the one that made it, with connections of its own. The
+    parent's connections came with the memory: they are kept, untouched, until the process ends, for
+    closing one would end the parent's session on the server too."""
+    _INHERITED_POOLS.append(engine.pool)
+    engine.dispose(close=False)
+    return engine
+
+
 def dispose_engines() -> None:
     for engine in _engines.values():
         engine.dispose()
