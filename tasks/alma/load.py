@@ -129,7 +129,9 @@ def _load_once(engine: Engine, path: str, source: Source, attach_to: str | None,
                 loader.attach(conn, attach_to, source)
             else:
                 found, in_db = loader.found, loader.in_db
-                chunks = checking.results(found, in_db) if checking else _checked_here(source, found, in_db)
+                copy = conn.dialect.name == "postgresql"
+                chunks = (checking.results(found, in_db, copy) if checking
+                          else _checked_here(source, found, in_db, copy=copy))
                 with _Writer(conn) as write:
                     for checked in chunks:
                         work = loader.take(checked)
@@ -529,7 +531,7 @@ def _record_name(label: str, data: Any) -> str:
 
 
 class _Checked(NamedTuple):
-    """One chunk checked: its rows (`_as_tuples`; None once it has a problem: never written), its
+    """One chunk checked: its rows (`_as_rows`; None once it has a problem: never written), its
     problems (record, where, message), the library-wide keys it holds (segment name -> key -> (record,
     where), the first time in the chunk) and the codes met in it that the tables lack. Plain values
     only: it goes between processes by `marshal`, several times faster than pickle for them."""
@@ -541,18 +543,24 @@ class _Checked(NamedTuple):
     new_codes: dict
 
 
-def _as_tuples(rows: Rows) -> tuple:
-    """Rows as (segment name or None for users, columns, a tuple of values per row, owners, children),
-    the values in the columns' order, as the driver takes them."""
+def _as_rows(rows: Rows, copy: bool = False) -> tuple:
+    """Rows as (segment name or None for users, columns, values, owners, children): the values a tuple
+    per row in the columns' order, as the driver takes them; with `copy` (PostgreSQL) each row's line
+    of COPY's text format, but for its ids (`_insert_rows` puts them in front). The line is made
+    where the chunk is checked: the rows then cross between the processes as one string each, not as
+    a tuple of values, and the process that writes only joins the lines to their ids."""
     table = users if rows.segment is None else rows.segment.table
     columns: tuple = ()
     values: list = []
     if rows.rows:
         columns = tuple(c for c in rows.rows[0] if c in table.c)
-        values = (list(map(itemgetter(*columns), rows.rows)) if len(columns) > 1
-                  else [(r[columns[0]],) for r in rows.rows])
+        if copy:
+            values = _copy_lines(table, columns)(rows.rows)
+        else:
+            values = (list(map(itemgetter(*columns), rows.rows)) if len(columns) > 1
+                      else [(r[columns[0]],) for r in rows.rows])
     return (None if rows.segment is None else rows.segment.name, columns, values, rows.owners,
-            [_as_tuples(child) for child in rows.children.values()])
+            [_as_rows(child, copy) for child in rows.children.values()])
 
 
 class _Checker:
@@ -561,9 +569,10 @@ class _Checker:
     but the codes met, so memory stays flat in the file's size: a key met in an earlier chunk is found
     by the writer in the database, where that chunk's rows already are."""
 
-    def __init__(self, found: dict, in_db: dict):
+    def __init__(self, found: dict, in_db: dict, copy: bool = False):
         self.found = found   # code table -> code -> desc: the tables' codes, then those met
         self.in_db = in_db   # code table -> the codes the tables hold (or will, once written)
+        self.copy = copy     # rows as COPY's lines (PostgreSQL), not tuples
 
     def check(self, number: int, records: list[tuple[str, Any]]) -> _Checked:
         user_rows = Rows(None)
@@ -593,7 +602,7 @@ class _Checker:
                 problems.append((name, where, message))
         if problems:
             return _Checked(number, None, problems, new_keys, {})
-        return _Checked(number, _as_tuples(user_rows), problems, new_keys, self._new_codes(codes))
+        return _Checked(number, _as_rows(user_rows, self.copy), problems, new_keys, self._new_codes(codes))
 
     def _collect(self, owner: dict, owner_index: int, segments: tuple[Segment, ...], into: dict[str, Rows],
                  codes: dict, found: list, name: str, new_keys: dict, prefix: str) -> None:
@@ -671,10 +680,10 @@ class _Checker:
         return new_codes
 
 
-def _checked_here(source: Source, found: dict, in_db: dict,
-                  mine: Callable[[int], bool] | None = None) -> Iterator[_Checked | None]:
+def _checked_here(source: Source, found: dict, in_db: dict, mine: Callable[[int], bool] | None = None,
+                  copy: bool = False) -> Iterator[_Checked | None]:
     """The chunks checked in this process; with `mine`, None for each chunk it does not take."""
-    checker = _Checker(found, in_db)
+    checker = _Checker(found, in_db, copy)
     records = source.records if mine is None else source.records_of(mine)
     for number, chunk in enumerate(_chunks(records, CHUNK)):
         yield None if chunk[0] is None else checker.check(number, chunk)
@@ -749,14 +758,14 @@ class _CheckingProcess:
             raise RuntimeError(f"checking the file failed:\n{value}")
         return what, (_Checked(*value) if what == "chunk" else value)
 
-    def results(self, found: dict, in_db: dict) -> Iterator[_Checked]:
+    def results(self, found: dict, in_db: dict, copy: bool) -> Iterator[_Checked]:
         """Every chunk checked, in the file's order."""
-        self.pipe.send((found, in_db))
+        self.pipe.send((found, in_db, copy))
         ready: dict[int, _Checked | InvalidInput] = {}  # by chunk number: checked, or refused there
         own = claims = None
         if self.shared:
             claims = _Claims(self.counter)
-            own = _checked_here(self.source, found, in_db, claims.mine)
+            own = _checked_here(self.source, found, in_db, claims.mine, copy)
         child_done, next_number = False, 0
         while True:
             if next_number in ready:
@@ -811,9 +820,9 @@ def _check_in_child(source: Source, pipe, parent_end, counter) -> None:
     parent_end.close()
     claims = _Claims(counter) if counter is not None else None
     try:
-        found, in_db = pipe.recv()
+        found, in_db, copy = pipe.recv()
         with cyclic_gc_paused():
-            for checked in _checked_here(source, found, in_db, claims.mine if claims else None):
+            for checked in _checked_here(source, found, in_db, claims.mine if claims else None, copy):
                 if checked is not None:
                     pipe.send_bytes(marshal.dumps(("chunk", tuple(checked))))
         pipe.send_bytes(marshal.dumps(("end", None)))
@@ -973,7 +982,7 @@ class _Loader:
             return
         self._write_codes(conn, checker._new_codes(self.found))
         for rows in children.values():
-            _insert_rows(conn, _as_tuples(rows), [user_id], self.counts)
+            _insert_rows(conn, _as_rows(rows, conn.dialect.name == "postgresql"), [user_id], self.counts)
 
 
 _SEGMENT_INFO: dict[int, list] = {}
@@ -1101,7 +1110,7 @@ def _links_unchecked(conn: Connection, unchecked: bool) -> Iterator[None]:
 
 
 def _insert_rows(conn: Connection, rows: tuple, parent_ids: list[int] | None, counts: Counter) -> None:
-    """Insert the rows of `_as_tuples` (users when `parent_ids` is None), then their children."""
+    """Insert the rows of `_as_rows` (users when `parent_ids` is None), then their children."""
     name, columns, values, owners, children = rows
     if not values:
         return
@@ -1109,38 +1118,47 @@ def _insert_rows(conn: Connection, rows: tuple, parent_ids: list[int] | None, co
     table = users if segment is None else segment.table
     ids = _allocate_ids(conn, table, len(values)) if segment is None or segment.children else None
     if parent_ids is None:
-        columns, values = ("id", *columns), [(i, *row) for i, row in zip(ids, values)]
+        lead, leads = ("id",), ids
     else:
-        parents = map(parent_ids.__getitem__, owners)
+        parents = list(map(parent_ids.__getitem__, owners))
         if ids is None:
-            columns, values = (segment.parent_column, *columns), [(p, *row) for p, row in zip(parents, values)]
+            lead, leads = (segment.parent_column,), parents
         else:
-            columns = ("id", segment.parent_column, *columns)
-            values = [(i, p, *row) for i, p, row in zip(ids, parents, values)]
-    _insert(conn, table, columns, values)
+            lead, leads = ("id", segment.parent_column), list(zip(ids, parents))
+    _insert(conn, table, lead, leads, columns, values)
     counts["users" if segment is None else segment.count_as] += len(values)
     for child in children:
         _insert_rows(conn, child, ids, counts)
 
 
-def _insert(conn: Connection, table: Table, columns: tuple, values: list[tuple]) -> None:
-    """Insert rows (tuples in the order of `columns`) straight through the driver: SQLAlchemy's
-    per-row parameter processing cost more than the database's own work at 100,000 users
-    (BENCHMARKS.md). The rows already hold what the driver stores (format.py: dates and times as their
-    stored text, booleans, bytes). Parents come with their ids (from the sequence on PostgreSQL; on
-    SQLite after the highest id, under the write lock this transaction holds), so children link to
-    them without a read-back. PostgreSQL takes them with COPY, several times faster for the server
-    than multi-row INSERTs; SQLite with executemany."""
+def _insert(conn: Connection, table: Table, lead: tuple, leads: list, columns: tuple, values: list) -> None:
+    """Insert rows straight through the driver: SQLAlchemy's per-row parameter processing cost more
+    than the database's own work at 100,000 users (BENCHMARKS.md). `lead` are the id columns (the
+    row's own, its owner's), `leads` their values per row (an id, or a pair); `values` the rest, as
+    `_as_rows` made them: COPY's lines on PostgreSQL, which takes them with COPY, several times
+    faster for the server than multi-row INSERTs; tuples on SQLite, which takes them with
+    executemany. They hold what the driver stores (format.py: dates and times as their stored text,
+    booleans, bytes). Parents come with their ids (from the sequence on PostgreSQL; on SQLite after
+    the highest id, under the write lock this transaction holds), so children link to them without
+    a read-back."""
     cursor = conn.connection.cursor()
+    names = ", ".join((*lead, *columns))
     try:
         if conn.dialect.name == "postgresql":
-            statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-            data = _copy_text(table, columns)(values)
+            statement = f"COPY {table.name} ({names}) FROM STDIN"
+            if len(lead) == 2:
+                data = "".join([f"{i}\t{p}\t{line}" for (i, p), line in zip(leads, values)])
+            else:
+                data = "".join([f"{i}\t{line}" for i, line in zip(leads, values)])
             # In one piece: psycopg2 lets go of the interpreter lock for each piece it sends, and the
             # reading of the next chunk beside it (_Writer) would hold the lock for milliseconds each time.
             cursor.copy_expert(statement, io.StringIO(data), size=max(8192, len(data)))
         else:
-            statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+            if len(lead) == 2:
+                values = [(*pair, *row) for pair, row in zip(leads, values)]
+            else:
+                values = [(i, *row) for i, row in zip(leads, values)]
+            statement = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' for _ in (*lead, *columns))})"
             cursor.executemany(statement, values)
     except conn.dialect.dbapi.Error as exc:  # worded by load_file, as SQLAlchemy's own errors are
         raise DBAPIError.instance(statement, None, exc, conn.dialect.dbapi.Error) from None
@@ -1148,34 +1166,34 @@ def _insert(conn: Connection, table: Table, columns: tuple, values: list[tuple])
         cursor.close()
 
 
-_COPY_TEXT: dict[tuple, Any] = {}
+_COPY_LINES: dict[tuple, Any] = {}
 
 
-def _copy_text(table: Table, columns: tuple):
-    """A function from rows (tuples in the order of `columns`) to COPY's text format (tab-separated,
-    \\N for NULL, backslash escapes), compiled per table and column list as straight-line Python like
-    the format's checks."""
+def _copy_lines(table: Table, columns: tuple):
+    """A function from rows (dicts) to their lines of COPY's text format (tab-separated, \\N for NULL,
+    backslash escapes, each ended by a newline) of `columns`, compiled per table and column list as
+    straight-line Python like the format's checks."""
     key = (table.name, tuple(columns))
-    make = _COPY_TEXT.get(key)
+    make = _COPY_LINES.get(key)
     if make is not None:
         return make
     parts = []
     for n, name in enumerate(columns):
         kind = table.c[name].type
-        v = f"r[{n}]"
+        v = f"r[{name!r}]"
         if isinstance(kind, Boolean):
             parts.append(f"('\\\\N' if (v{n} := {v}) is None else 't' if v{n} else 'f')")
         elif isinstance(kind, LargeBinary):
             parts.append(f"('\\\\N' if (v{n} := {v}) is None else '\\\\\\\\x' + v{n}.hex())")
-        elif isinstance(kind, (Integer, BigInteger)) or name == "id":
+        elif isinstance(kind, (Integer, BigInteger)):
             parts.append(f"('\\\\N' if (v{n} := {v}) is None else str(v{n}))")
         else:  # text, and dates and times as their stored text
             parts.append(f"('\\\\N' if (v{n} := {v}) is None else _escape(v{n}) if _special(v{n}) else v{n})")
-    source = ("def copy_text(rows):\n"
-              "    return ''.join([" + " + '\\t' + ".join(parts) + " + '\\n' for r in rows])\n")
+    source = ("def copy_lines(rows):\n"
+              "    return [" + " + '\\t' + ".join(parts) + " + '\\n' for r in rows]\n")
     env = {"_escape": _copy_escape, "_special": _COPY_SPECIAL.search}
     exec(compile(source, f"<copy {table.name}>", "exec"), env)  # noqa: S102 - generated from the schema
-    make = _COPY_TEXT[key] = env["copy_text"]
+    make = _COPY_LINES[key] = env["copy_lines"]
     return make
 
 
