@@ -10,9 +10,7 @@ import contextlib
 import json
 import marshal
 import multiprocessing
-import queue
 import sqlite3
-import threading
 import traceback
 from collections import defaultdict
 from typing import Any, Iterator, NamedTuple, TextIO
@@ -22,6 +20,7 @@ from sqlalchemy.types import NullType
 
 from tasks.alma import jsonio
 from tasks.alma import xml as alma_xml
+from tasks.alma.inbox import Inbox
 from tasks.alma.nogc import cyclic_gc_paused
 from tasks.alma.format import CONTACT_INFO, SEGMENTS, USER_FIELDS, ExportPlan, Segment, code_tables_used
 from tasks.alma.format import export_plan, to_json
@@ -187,8 +186,8 @@ class _SecondProcess:
     """Every other chunk of `export --all` made in a second process (forked), in the same snapshot of
     the library (PostgreSQL: `pg_export_snapshot`; SQLite: begun while `_WritersHeld`), while this
     process makes the others: the export is CPU-bound in Python (reading the rows, building the
-    documents, JSON), one core each. Its chunks come back as text through a pipe, read ahead by a
-    thread, two at most; this process writes all of them in order."""
+    documents, JSON), one core each. Its chunks come back as text through a pipe (`Inbox`, two at
+    most read ahead); this process writes all of them in order."""
 
     @staticmethod
     def possible(engine: Engine) -> bool:
@@ -209,44 +208,24 @@ class _SecondProcess:
                                        name="alma-export", daemon=True)
         self.process.start()
         child_end.close()
-        self.inbox: queue.Queue = queue.Queue(maxsize=2)
-        self.stop = threading.Event()
+        self.inbox = Inbox(self.pipe, ahead=2, name="alma-export-inbox")
         try:
             self._next()  # its transaction has begun: ("ready",)
         except BaseException:
             self.__exit__()
             raise
-        self.reader = threading.Thread(target=self._read, name="alma-export-inbox", daemon=True)
-        self.reader.start()
 
     def _next(self) -> tuple:
-        try:
-            message = marshal.loads(self.pipe.recv_bytes())
-        except (EOFError, OSError):
-            message = ("failed", "the process making half of the export ended without a word")
+        data = self.inbox.get()
+        if data is None:
+            raise RuntimeError("export: the process making half of the export ended without a word")
+        message = marshal.loads(data)
         if message[0] == "failed":
             raise RuntimeError(f"export: {message[1]}")
         return message
 
-    def _read(self) -> None:
-        while not self.stop.is_set():
-            try:
-                message = self._next()
-            except RuntimeError as exc:
-                message = ("failed", str(exc))
-            while not self.stop.is_set():
-                try:
-                    self.inbox.put(message, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if message[0] != "chunk":
-                return
-
     def chunk(self, number: int) -> str:
-        message = self.inbox.get()
-        if message[0] == "failed":
-            raise RuntimeError(message[1])
+        message = self._next()
         if message[:2] != ("chunk", number):
             raise RuntimeError(f"export: chunk {number} expected from the second process, got {message[:2]}")
         return message[2]
@@ -255,13 +234,10 @@ class _SecondProcess:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.stop.set()
         if self.process.is_alive():
             self.process.kill()  # done, or given up: what it still makes is not wanted
         self.process.join()
-        reader = getattr(self, "reader", None)
-        if reader is not None:
-            reader.join()
+        self.inbox.close()
         self.pipe.close()
 
 

@@ -37,6 +37,7 @@ from sqlalchemy import BigInteger, Boolean, Connection, Engine, Integer, LargeBi
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from tasks.alma import jsonio
+from tasks.alma.inbox import Inbox
 from tasks.alma.nogc import cyclic_gc_paused
 from tasks.alma import xml as alma_xml
 from tasks.alma.format import CONTACT_INFO, CREDIT, SEGMENTS, USER_PLAN, Segment, plan_for, segment_named, to_row
@@ -724,25 +725,7 @@ class _CheckingProcess:
         self.process.start()
         child_end.close()
         self.source = source
-        self.inbox: queue.Queue = queue.Queue(maxsize=3)
-        self.stop = threading.Event()
-        self.reader = threading.Thread(target=self._read, name="alma-load-inbox", daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        while not self.stop.is_set():
-            try:
-                data = self.pipe.recv_bytes()
-            except (EOFError, OSError):
-                data = None
-            while not self.stop.is_set():
-                try:
-                    self.inbox.put(data, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if data is None:
-                return
+        self.inbox = Inbox(self.pipe, ahead=3, name="alma-load-inbox")
 
     def _take(self, block: bool) -> tuple[str, Any] | None:
         """The checking process's next message: ("chunk", _Checked), ("refused", (chunk, message)),
@@ -811,8 +794,7 @@ class _CheckingProcess:
         if self.process.is_alive() and exc_info[0] is not None:
             self.process.kill()  # the load is refused: the rest of the file is not wanted
         self.process.join()
-        self.stop.set()
-        self.reader.join()
+        self.inbox.close()
         self.pipe.close()
 
 
