@@ -15,7 +15,7 @@ import traceback
 from collections import defaultdict
 from typing import Any, Iterator, NamedTuple, TextIO
 
-from sqlalchemy import Connection, Engine, Table, bindparam, func, select, type_coerce
+from sqlalchemy import Connection, Engine, Table, bindparam, select, type_coerce
 from sqlalchemy.types import NullType
 
 from tasks.alma import jsonio
@@ -25,7 +25,8 @@ from tasks.alma.nogc import cyclic_gc_paused
 from tasks.alma.format import CONTACT_INFO, SEGMENTS, USER_FIELDS, ExportPlan, Segment, code_tables_used
 from tasks.alma.format import export_plan, to_json
 from tasks.library.codes import descriptions
-from tasks.db.engine import in_forked_process
+from tasks.db.engine import in_forked_process, read_snapshot
+from tasks.db.sql import sql_for
 from tasks.errors import UserNotFound
 from tasks.db.schema import users
 
@@ -92,7 +93,7 @@ def export_users(engine: Engine, primary_ids: list[str] | None, out: TextIO, fmt
     with contextlib.ExitStack() as stack:
         if hold is not None:
             stack.enter_context(hold)
-        conn = stack.enter_context(_snapshot(engine))
+        conn = stack.enter_context(read_snapshot(engine))
         stack.enter_context(cyclic_gc_paused())
         descs = {table: descriptions(conn, table) for table in code_tables_used()}
         if primary_ids is not None and len(primary_ids) == 1:
@@ -129,18 +130,6 @@ def _render(conn: Connection, ids: list[int], descs: dict, fmt: str) -> str:
     """The users `ids` as lines of the export: JSON Lines, or `<user>` elements."""
     documents = _documents(conn, ids, descs)
     return alma_xml.user_lines(documents) if fmt == "xml" else jsonio.dumps_lines(documents)
-
-
-@contextlib.contextmanager
-def _snapshot(engine: Engine) -> Iterator[Connection]:
-    """The export's read transaction, one snapshot of the library: SQLite's read transaction is one;
-    on PostgreSQL REPEATABLE READ makes it one (READ COMMITTED would take a new one per statement, and
-    a user's loans could be read as of another moment than the user)."""
-    with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin():
-            yield conn
 
 
 # From this many users `export --all` is made by two processes: below it starting one costs more.
@@ -197,7 +186,7 @@ class _SecondProcess:
 
     @staticmethod
     def worth_it(conn: Connection) -> bool:
-        return _live_users(conn) >= TWO_PROCESSES_FROM
+        return conn.execute(sql_for(conn, "common/count_live_users")).scalar() >= TWO_PROCESSES_FROM
 
     def __init__(self, engine: Engine, conn: Connection, descs: dict, fmt: str):
         snapshot = (conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
@@ -243,19 +232,12 @@ class _SecondProcess:
 
 def _export_in_child(engine: Engine, snapshot: str | None, descs: dict, fmt: str, pipe) -> None:
     try:
-        with in_forked_process(engine).connect() as conn:
-            if snapshot is not None:
-                conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
-                if snapshot is not None:
-                    conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-                else:  # SQLite's read transaction takes its snapshot at its first read
-                    conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
-                pipe.send_bytes(marshal.dumps(("ready",)))
-                with cyclic_gc_paused():
-                    for number, ids in enumerate(_all_user_ids(conn)):
-                        if number % 2:
-                            pipe.send_bytes(marshal.dumps(("chunk", number, _render(conn, ids, descs, fmt))))
+        with read_snapshot(in_forked_process(engine), imported=snapshot) as conn:
+            pipe.send_bytes(marshal.dumps(("ready",)))
+            with cyclic_gc_paused():
+                for number, ids in enumerate(_all_user_ids(conn)):
+                    if number % 2:
+                        pipe.send_bytes(marshal.dumps(("chunk", number, _render(conn, ids, descs, fmt))))
         pipe.send_bytes(marshal.dumps(("end",)))
     except (BrokenPipeError, EOFError):
         pass  # the export gave up (its own error is the one reported)
@@ -265,9 +247,6 @@ def _export_in_child(engine: Engine, snapshot: str | None, descs: dict, fmt: str
     finally:
         pipe.close()
 
-
-def _live_users(conn: Connection) -> int:
-    return conn.execute(select(func.count()).select_from(users).where(users.c.purged_at.is_(None))).scalar()
 
 
 def _chunks(values: list, size: int = CHUNK) -> Iterator[list]:

@@ -130,7 +130,7 @@ def _load_once(engine: Engine, path: str, source: Source, attach_to: str | None,
                 loader.attach(conn, attach_to, source)
             else:
                 found, in_db = loader.found, loader.in_db
-                copy = conn.dialect.name == "postgresql"
+                copy = _copies(conn)
                 chunks = (checking.results(found, in_db, copy) if checking
                           else _checked_here(source, found, in_db, copy=copy))
                 with _Writer(conn) as write:
@@ -181,10 +181,10 @@ def _links_by_construction(engine: Engine) -> bool:
     that the same chunk has just inserted, in this uncommitted transaction, so the check cannot fail
     and no other session can remove the parent meanwhile; yet PostgreSQL checks each row by a query of
     its own after the COPY (the parent found by its index and locked): half the server's CPU of a
-    load of 100,000 users (BENCHMARKS.md, eighth round). The setting skips triggers and rules too, so it is used only
-    where the loaded tables have nothing but the schema's own foreign keys (a library's own trigger,
-    rule or foreign key keeps every check), and where the role may set it (a superuser, or `GRANT
-    SET ON PARAMETER session_replication_role`, docs/operations/server.md)."""
+    load of 100,000 users (BENCHMARKS.md, eighth round). The setting skips triggers and rules too,
+    so it is used only where the loaded tables have nothing but the schema's own foreign keys (a
+    library's own trigger, rule or foreign key keeps every check), and where the role may set it (a
+    superuser, or `GRANT SET ON PARAMETER session_replication_role`, docs/operations/server.md)."""
     if engine.dialect.name != "postgresql":
         return False
     tables = [users] + [segment.table for segment in all_segments()]
@@ -964,7 +964,7 @@ class _Loader:
             return
         self._write_codes(conn, checker._new_codes(self.found))
         for rows in children.values():
-            _insert_rows(conn, _as_rows(rows, conn.dialect.name == "postgresql"), [user_id], self.counts)
+            _insert_rows(conn, _as_rows(rows, _copies(conn)), [user_id], self.counts)
 
 
 _SEGMENT_INFO: dict[int, list] = {}
@@ -1126,7 +1126,7 @@ def _insert(conn: Connection, table: Table, lead: tuple, leads: list, columns: t
     cursor = conn.connection.cursor()
     names = ", ".join((*lead, *columns))
     try:
-        if conn.dialect.name == "postgresql":
+        if _copies(conn):
             statement = f"COPY {table.name} ({names}) FROM STDIN"
             if len(lead) == 2:
                 data = "".join([f"{i}\t{p}\t{line}" for (i, p), line in zip(leads, values)])
@@ -1146,6 +1146,11 @@ def _insert(conn: Connection, table: Table, lead: tuple, leads: list, columns: t
         raise DBAPIError.instance(statement, None, exc, conn.dialect.dbapi.Error) from None
     finally:
         cursor.close()
+
+
+def _copies(conn: Connection) -> bool:
+    """Whether the database takes rows with COPY (PostgreSQL), as the lines `_as_rows` makes for it."""
+    return conn.dialect.name == "postgresql"
 
 
 _COPY_LINES: dict[tuple, Any] = {}

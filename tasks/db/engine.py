@@ -199,6 +199,24 @@ def write_transaction(engine: Engine | None = None) -> Iterator[Connection]:
 
 
 @contextlib.contextmanager
+def read_snapshot(engine: Engine, imported: str | None = None) -> Iterator[Connection]:
+    """A read transaction that sees the database as it was at one moment, taken at once: SQLite's read
+    transaction is one (begun here with a first read); on PostgreSQL REPEATABLE READ makes it one
+    (READ COMMITTED takes a new snapshot per statement), or `imported` makes it the snapshot another
+    transaction exported (`pg_export_snapshot()`), which is then read exactly as that one reads."""
+    with engine.connect() as conn:
+        postgresql = conn.dialect.name == "postgresql"
+        if postgresql:
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            if imported is not None:
+                conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{imported}'")
+            else:
+                conn.exec_driver_sql("SELECT 1" if postgresql else "SELECT count(*) FROM sqlite_master").scalar()
+            yield conn
+
+
+@contextlib.contextmanager
 def read_connection(engine: Engine | None = None) -> Iterator[Connection]:
     engine = engine or get_engine()
     with engine.connect() as conn:
