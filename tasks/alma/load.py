@@ -6,7 +6,7 @@ database, so memory stays flat in the file's size), a large file's in a second p
 that writes (_CheckingProcess), and each chunk's rows go in table by table (executemany, COPY); a
 problem anywhere rolls the whole file back (the rest of the file is still checked, so the message lists
 up to 20 problems at once). On PostgreSQL a chunk is written without looking its keys up first, the
-unique indexes refusing a key the library or the file already holds; a file the database refuses is
+unique indexes refusing a key the library or the file already holds (on SQLite, its UNIQUE constraints); a file the database refuses is
 loaded again with the look-ups, which word the messages (`_load_once`).
 
 A file that is an Alma loans, fees or requests response (GET /users/{id}/loans, .../fees,
@@ -126,11 +126,14 @@ def _load_once(engine: Engine, path: str, source: Source, attach_to: str | None,
             conn = stack.enter_context(write_transaction(engine))
             stack.enter_context(_sqlite_cache(conn))
             loader.start(conn)
+            deferred: list[str] = []
             if attach_to is not None:
                 loader.attach(conn, attach_to, source)
             else:
                 found, in_db = loader.found, loader.in_db
                 copy = _copies(conn)
+                if checking is not None:
+                    deferred = _defer_indexes(conn)
                 chunks = (checking.results(found, in_db, copy) if checking
                           else _checked_here(source, found, in_db, copy=copy))
                 with _Writer(conn) as write:
@@ -138,6 +141,8 @@ def _load_once(engine: Engine, path: str, source: Source, attach_to: str | None,
                         work = loader.take(checked)
                         write(lambda work=work: work(conn))
             loader.problems.raise_if_any()
+            for statement in deferred:
+                conn.exec_driver_sql(statement)
             return dict(loader.counts)
     except (IntegrityError, DataError) as exc:
         if not look_up:
@@ -158,11 +163,22 @@ SQLITE_LOAD_CACHE_KIB = 65536
 def _keys_enforced(engine: Engine) -> bool:
     """Whether the library's PostgreSQL database has a unique index on each library-wide key (exactly
     its columns, not partial, checked at once): then a chunk can be written without looking its keys
-    up first, the index refusing any the library or the file already holds (`_load_once`). SQLite
-    keeps the look-ups: they cost it little, and its load meets the target (BENCHMARKS.md)."""
+    up first, the index refusing any the library or the file already holds (`_load_once`). On SQLite,
+    the unique indexes (not partial) of the tables: the schema's UNIQUE constraints, which SQLite
+    checks row by row (the look-ups took 0.7 s of 100,000 users' load, BENCHMARKS.md)."""
+    wanted = {(table.name, frozenset(columns)) for _, _, table, columns in _key_checks()}
+    if engine.dialect.name == "sqlite":
+        found = set()
+        with engine.connect() as conn:
+            for table in sorted({table for table, _ in wanted}):
+                for _, name, unique, _, partial in conn.exec_driver_sql(f'PRAGMA index_list("{table}")').all():
+                    if unique and not partial:
+                        columns = [row[2] for row in conn.exec_driver_sql(f'PRAGMA index_info("{name}")').all()]
+                        if None not in columns:  # an expression is not the key's column
+                            found.add((table, frozenset(columns)))
+        return wanted <= found
     if engine.dialect.name != "postgresql":
         return False
-    wanted = {(table.name, frozenset(columns)) for _, _, table, columns in _key_checks()}
     with engine.connect() as conn:
         found = conn.exec_driver_sql(
             "SELECT t.relname, array_agg(a.attname::text) FROM pg_index i"
@@ -233,6 +249,42 @@ def _sqlite_cache(conn: Connection) -> Iterator[None]:
         yield
     finally:
         conn.exec_driver_sql(f"PRAGMA cache_size = {int(before)}")
+
+
+def _defer_indexes(conn: Connection) -> list[str]:
+    """A large file into an empty library: drop the loaded tables' non-unique indexes (CREATE INDEX's:
+    user ids, the partial ones, a library's own) for the load and return the statements that build
+    them again, run once every chunk is written, in the same transaction. Building an index from its
+    table's rows costs less than keeping it up to date row by row (SQLite's writes of 100,000 users
+    8.3 -> 7.0 s with the build; PostgreSQL's load 12 -> 11 s, BENCHMARKS.md). The unique indexes
+    stay: they refuse a key met twice. A library with rows keeps every index: a build would read all
+    its rows again, and on PostgreSQL a dropped index locks its table against every reader until the
+    load commits (of an empty table, which has nothing to read yet). A load that is refused rolls
+    back, and the indexes with it."""
+    tables = [users.name] + [segment.table.name for segment in all_segments()]
+    if any(conn.exec_driver_sql(f"SELECT EXISTS (SELECT 1 FROM {name})").scalar() for name in tables):
+        return []
+    if conn.dialect.name == "postgresql":
+        found = conn.exec_driver_sql(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_get_indexdef(i.indexrelid)"
+            " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE NOT i.indisunique AND NOT i.indisprimary AND i.indisvalid AND pg_table_is_visible(t.oid)"
+            " AND t.relname = ANY(%(tables)s)"
+            " AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)"
+            " ORDER BY c.relname", {"tables": tables}).all()
+    elif conn.dialect.name == "sqlite":
+        found = []
+        for table in tables:
+            for _, name, unique, origin, _ in conn.exec_driver_sql(f'PRAGMA index_list("{table}")').all():
+                if not unique and origin == "c":
+                    found.append((f'"{name}"', conn.exec_driver_sql(
+                        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).scalar()))
+    else:
+        return []
+    for name, _ in found:
+        conn.exec_driver_sql(f"DROP INDEX {name}")
+    return [statement for _, statement in found]
 
 
 def _chunks(records: Iterator, size: int) -> Iterator[list]:
