@@ -5,9 +5,10 @@ time (JSON Lines and XML `<users>` are streamed, and a key met in an earlier chu
 database, so memory stays flat in the file's size), a large file's in a second process beside the one
 that writes (_CheckingProcess), and each chunk's rows go in table by table (executemany, COPY); a
 problem anywhere rolls the whole file back (the rest of the file is still checked, so the message lists
-up to 20 problems at once). On PostgreSQL a chunk is written without looking its keys up first, the
-unique indexes refusing a key the library or the file already holds (on SQLite, its UNIQUE constraints); a file the database refuses is
-loaded again with the look-ups, which word the messages (`_load_once`).
+up to 20 problems at once). A chunk is written without looking its keys up first, the unique indexes
+refusing a key the library or the file already holds; a file the database refuses is loaded again
+with the look-ups, which word the messages (`_load_once`). A large file into an empty library is
+written without the tables' other indexes, built at its end (`_defer_indexes`).
 
 A file that is an Alma loans, fees or requests response (GET /users/{id}/loans, .../fees,
 .../requests, or one fee) is not a file of users: `load --attach-to PRIMARY_ID FILE` attaches its
