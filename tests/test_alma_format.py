@@ -468,12 +468,15 @@ def test_text_with_tabs_newlines_and_backslashes_round_trips(engine, tmp_path):
     user["first_name"] = odd
     user["item_loan"][0]["title"] = odd
     user["hobby"] = odd
+    user["last_name"] = "only a back\\slash"        # printable, yet COPY's escape character
+    user["middle_name"] = "no\u00a0break \\N"          # not printable, but nothing COPY escapes but the backslash
     path = write(tmp_path, [user])
 
     load_files(engine, [str(path)])
 
     (exported,) = export_all(engine)
     assert exported["first_name"] == odd and exported["item_loan"][0]["title"] == odd and exported["hobby"] == odd
+    assert exported["last_name"] == "only a back\\slash" and exported["middle_name"] == "no\u00a0break \\N"
 
 
 def test_problems_of_several_chunks_are_listed_in_the_files_order(engine, tmp_path):

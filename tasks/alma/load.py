@@ -24,7 +24,6 @@ import marshal
 import multiprocessing
 import os
 import queue
-import re
 import threading
 import traceback
 from collections import Counter
@@ -1228,16 +1227,18 @@ def _copy_lines(table: Table, columns: tuple):
         elif isinstance(kind, (Integer, BigInteger)):
             parts.append(f"('\\\\N' if (v{n} := {v}) is None else str(v{n}))")
         else:  # text, and dates and times as their stored text
-            parts.append(f"('\\\\N' if (v{n} := {v}) is None else _escape(v{n}) if _special(v{n}) else v{n})")
+            # isprintable is false for a tab, newline or carriage return (and a few rarer characters,
+            # escaped as they are): two C calls, cheaper than a regular expression's search per value.
+            parts.append(f"('\\\\N' if (v{n} := {v}) is None else v{n} if v{n}.isprintable() and '\\\\' not in v{n} "
+                         f"else _escape(v{n}))")
     source = ("def copy_lines(rows):\n"
               "    return [" + " + '\\t' + ".join(parts) + " + '\\n' for r in rows]\n")
-    env = {"_escape": _copy_escape, "_special": _COPY_SPECIAL.search}
+    env = {"_escape": _copy_escape}
     exec(compile(source, f"<copy {table.name}>", "exec"), env)  # noqa: S102 - generated from the schema
     make = _COPY_LINES[key] = env["copy_lines"]
     return make
 
 
-_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
