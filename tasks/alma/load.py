@@ -259,8 +259,8 @@ def _defer_indexes(conn: Connection) -> list[str]:
     8.3 -> 7.0 s with the build; PostgreSQL's load 12 -> 11 s, BENCHMARKS.md). The unique indexes
     stay: they refuse a key met twice. A library with rows keeps every index: a build would read all
     its rows again, and on PostgreSQL a dropped index locks its table against every reader until the
-    load commits (of an empty table, which has nothing to read yet). A load that is refused rolls
-    back, and the indexes with it."""
+    load commits (of an empty table, which has nothing to read yet). A role that does not own a table
+    keeps its indexes. A load that is refused rolls back, and the indexes with it."""
     tables = [users.name] + [segment.table.name for segment in all_segments()]
     if any(conn.exec_driver_sql(f"SELECT EXISTS (SELECT 1 FROM {name})").scalar() for name in tables):
         return []
@@ -270,6 +270,7 @@ def _defer_indexes(conn: Connection) -> list[str]:
             " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid"
             " JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE NOT i.indisunique AND NOT i.indisprimary AND i.indisvalid AND pg_table_is_visible(t.oid)"
+            " AND pg_has_role(t.relowner, 'USAGE')"  # only a table's owner may drop (and build) its index
             " AND t.relname = ANY(%(tables)s)"
             " AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)"
             " ORDER BY c.relname", {"tables": tables}).all()
