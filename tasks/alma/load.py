@@ -161,7 +161,7 @@ SQLITE_LOAD_CACHE_KIB = 65536
 
 
 def _keys_enforced(engine: Engine) -> bool:
-    """Whether the library's PostgreSQL database has a unique index on each library-wide key (exactly
+    """Whether the library's database has a unique index on each library-wide key (exactly
     its columns, not partial, checked at once): then a chunk can be written without looking its keys
     up first, the index refusing any the library or the file already holds (`_load_once`). On SQLite,
     the unique indexes (not partial) of the tables: the schema's UNIQUE constraints, which SQLite
@@ -203,7 +203,7 @@ def _links_by_construction(engine: Engine) -> bool:
     superuser, or `GRANT SET ON PARAMETER session_replication_role`, docs/operations/server.md)."""
     if engine.dialect.name != "postgresql":
         return False
-    tables = [users] + [segment.table for segment in all_segments()]
+    tables = _loaded_tables()
     ours = {(fk.parent.table.name, fk.parent.name, fk.column.table.name, fk.column.name)
             for table in tables for fk in table.foreign_keys}
     names = sorted({table.name for table in tables})
@@ -251,6 +251,11 @@ def _sqlite_cache(conn: Connection) -> Iterator[None]:
         conn.exec_driver_sql(f"PRAGMA cache_size = {int(before)}")
 
 
+def _loaded_tables() -> list[Table]:
+    """The tables a file of users is written to."""
+    return [users] + [segment.table for segment in all_segments()]
+
+
 def _defer_indexes(conn: Connection) -> list[str]:
     """A large file into an empty library: drop the loaded tables' non-unique indexes (CREATE INDEX's:
     user ids, the partial ones, a library's own) for the load and return the statements that build
@@ -261,7 +266,7 @@ def _defer_indexes(conn: Connection) -> list[str]:
     its rows again, and on PostgreSQL a dropped index locks its table against every reader until the
     load commits (of an empty table, which has nothing to read yet). A role that does not own a table
     keeps its indexes. A load that is refused rolls back, and the indexes with it."""
-    tables = [users.name] + [segment.table.name for segment in all_segments()]
+    tables = [table.name for table in _loaded_tables()]
     if any(conn.exec_driver_sql(f"SELECT EXISTS (SELECT 1 FROM {name})").scalar() for name in tables):
         return []
     if conn.dialect.name == "postgresql":
