@@ -132,3 +132,59 @@ def test_while_a_writer_holds_sqlite_the_export_is_made_by_one_process(library, 
         writer.execute("ROLLBACK")
         writer.close()
     assert processes == [1]   # the first export's, not the second's
+
+
+def _one_process_export(engine, monkeypatch) -> str:
+    with monkeypatch.context() as m:
+        m.setattr(export, "TWO_PROCESSES_FROM", 10**9)
+        return _export(engine)
+
+
+def test_a_second_process_that_never_begins_is_given_up_and_the_export_is_whole(library, monkeypatch, caplog):
+    """A forked process can hang for good before it begins (a fork while another thread held a lock of
+    the driver): the export waits a bounded time, ends it and makes every chunk itself."""
+    expected = _one_process_export(library, monkeypatch)
+    parent, real_in_forked_process = os.getpid(), export.in_forked_process
+
+    def hangs(engine):
+        if os.getpid() != parent:
+            time.sleep(3600)
+        return real_in_forked_process(engine)
+
+    monkeypatch.setattr(export, "in_forked_process", hangs)
+    monkeypatch.setattr(export._SecondProcess, "READY_SECONDS", 1.0)
+    gone = []
+    real_end = export._SecondProcess._end
+
+    def end(self):
+        process = self.process
+        real_end(self)
+        if process is not None:
+            gone.append(process)
+
+    monkeypatch.setattr(export._SecondProcess, "_end", end)
+    started = time.monotonic()
+    with caplog.at_level("WARNING", logger="tasks.alma.export"):
+        assert _export(library) == expected
+    assert time.monotonic() - started < 30
+    assert len(gone) == 1 and not gone[0].is_alive()
+    assert "did not begin its reading within 1 s" in caplog.text
+
+
+def test_a_chunk_the_second_process_does_not_make_in_time_is_made_by_this_one(library, monkeypatch, caplog):
+    expected = _one_process_export(library, monkeypatch)
+    parent, real_render = os.getpid(), export._render
+    made = []
+
+    def render(conn, ids, descs, fmt):
+        if os.getpid() != parent:
+            made.append(ids)
+            if len(made) == 2:  # its second chunk (the export's chunk 3) never comes
+                time.sleep(3600)
+        return real_render(conn, ids, descs, fmt)
+
+    monkeypatch.setattr(export, "_render", render)
+    monkeypatch.setattr(export._SecondProcess, "CHUNK_SECONDS", 1.0)
+    with caplog.at_level("WARNING", logger="tasks.alma.export"):
+        assert _export(library) == expected
+    assert "did not make chunk 3 within 1 s" in caplog.text

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import marshal
 import multiprocessing
+import queue
 import sqlite3
 import traceback
 from collections import defaultdict
@@ -32,6 +34,8 @@ from tasks.db.schema import users
 
 CHUNK = 1000
 FORMATS = ("json", "xml")
+
+log = logging.getLogger(__name__)
 
 
 class _Reading(NamedTuple):
@@ -108,15 +112,14 @@ def export_users(engine: Engine, primary_ids: list[str] | None, out: TextIO, fmt
         if primary_ids is None and (hold is None or hold.held) and _SecondProcess.worth_it(conn):
             second = stack.enter_context(_SecondProcess(engine, conn, descs, fmt))
         if hold is not None:
-            hold.release()  # the second process has its snapshot: the library's writers may go on
+            hold.release()  # the second process has its snapshot (or was given up): the writers may go on
         chunks = _all_user_ids(conn) if primary_ids is None else _chunks(_resolve(conn, primary_ids))
         if fmt == "xml":
             out.write(alma_xml.USERS_HEAD)
         written = 0
         for number, ids in enumerate(chunks):
-            if second is not None and number % 2:
-                text = second.chunk(number)
-            else:
+            text = second.chunk(number) if second is not None and number % 2 else None
+            if text is None:  # this process's chunk, or one the second process did not make in time
                 text = _render(conn, ids, descs, fmt)
             out.write(text)
             out.flush()
@@ -176,7 +179,17 @@ class _SecondProcess:
     the library (PostgreSQL: `pg_export_snapshot`; SQLite: begun while `_WritersHeld`), while this
     process makes the others: the export is CPU-bound in Python (reading the rows, building the
     documents, JSON), one core each. Its chunks come back as text through a pipe (`Inbox`, two at
-    most read ahead); this process writes all of them in order."""
+    most read ahead); this process writes all of them in order.
+
+    It is only a help, waited for a bounded time: a forked process can hang for good (a fork while
+    another thread held a lock of the driver or of the C library, and nothing in the child lets it
+    go), and an export must not hang with it. Not ready within READY_SECONDS, or a chunk not there
+    within CHUNK_SECONDS of being wanted, the second process is ended and this one makes the rest
+    of the chunks: in its own snapshot, the same one, so the output is the same, only later."""
+
+    READY_SECONDS = 10.0   # fork, connect, begin its snapshot: a fraction of a second when well (on SQLite
+                           # the library's writers wait meanwhile: _WritersHeld)
+    CHUNK_SECONDS = 120.0  # a chunk of users is made in about the time this process makes its own
 
     @staticmethod
     def possible(engine: Engine) -> bool:
@@ -199,13 +212,22 @@ class _SecondProcess:
         child_end.close()
         self.inbox = Inbox(self.pipe, ahead=2, name="alma-export-inbox")
         try:
-            self._next()  # its transaction has begun: ("ready",)
+            self._next(self.READY_SECONDS, "begin its reading")  # its transaction has begun: ("ready",)
         except BaseException:
             self.__exit__()
             raise
 
-    def _next(self) -> tuple:
-        data = self.inbox.get()
+    def _next(self, seconds: float, what: str) -> tuple | None:
+        """Its next message; None once it has been given up (not there within `seconds`)."""
+        if self.process is None:
+            return None
+        try:
+            data = self.inbox.get(timeout=seconds)
+        except queue.Empty:
+            log.warning("export: the second process did not %s within %.0f s; this process makes the rest of the "
+                        "export alone", what, seconds)
+            self._end()
+            return None
         if data is None:
             raise RuntimeError("export: the process making half of the export ended without a word")
         message = marshal.loads(data)
@@ -213,8 +235,11 @@ class _SecondProcess:
             raise RuntimeError(f"export: {message[1]}")
         return message
 
-    def chunk(self, number: int) -> str:
-        message = self._next()
+    def chunk(self, number: int) -> str | None:
+        """Chunk `number`'s text, made by the second process; None if it was given up."""
+        message = self._next(self.CHUNK_SECONDS, f"make chunk {number}")
+        if message is None:
+            return None
         if message[:2] != ("chunk", number):
             raise RuntimeError(f"export: chunk {number} expected from the second process, got {message[:2]}")
         return message[2]
@@ -223,11 +248,17 @@ class _SecondProcess:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        if self.process is None:
+            return
         if self.process.is_alive():
             self.process.kill()  # done, or given up: what it still makes is not wanted
         self.process.join()
         self.inbox.close()
         self.pipe.close()
+        self.process = None
 
 
 def _export_in_child(engine: Engine, snapshot: str | None, descs: dict, fmt: str, pipe) -> None:

@@ -34,9 +34,10 @@ class Inbox:
             if data is None:
                 return
 
-    def get(self, block: bool = True) -> bytes | None:
-        """The next message; queue.Empty when there is none yet and `block` is false."""
-        return self.queue.get(block=block)
+    def get(self, block: bool = True, timeout: float | None = None) -> bytes | None:
+        """The next message; queue.Empty when there is none yet and `block` is false, or none within
+        `timeout` seconds."""
+        return self.queue.get(block=block, timeout=timeout)
 
     def close(self) -> None:
         """Once the other process has ended (or been ended): the thread is done at once."""
