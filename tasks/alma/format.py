@@ -606,9 +606,11 @@ def _compile_env() -> dict[str, Any]:
             "_Decimal": Decimal, "_fromisodate": dt.date.fromisoformat, "_known_codes": _known_codes}
 
 
-def _field_lines(plan_steps: tuple, env: dict[str, Any]) -> list[str]:
-    """The body that makes `row` (and `typed`) from `obj`, problems worded at `where` + field name."""
-    lines = ["    get = obj.get", "    row = {}", "    typed = None"]
+def _field_lines(plan_steps: tuple, env: dict[str, Any], locals_: bool = False) -> list[str]:
+    """The body that makes `row` (and `typed`) from `obj`, problems worded at `where` + field name.
+    With `locals_` each column's value goes to a local variable `r<n>` instead (the caller makes the
+    row's tuple of them)."""
+    lines = ["    get = obj.get", "    typed = None"] + ([] if locals_ else ["    row = {}"])
 
     def slow(n: int, fn: str, col: str, pad: str) -> list[str]:
         return [f"{pad}try:",
@@ -618,6 +620,7 @@ def _field_lines(plan_steps: tuple, env: dict[str, Any]) -> list[str]:
                 f"{pad}    typed = typed or {{}}",
                 f"{pad}    typed[{fn}] = v",
                 f"{pad}except Bad as bad:",
+                f"{pad}    row[{col}] = None  # never written: the record is refused",
                 f"{pad}    problems.append((where + {fn}, str(bad)))"]
 
     for n, (f, check, required) in enumerate(plan_steps):
@@ -680,7 +683,20 @@ def _field_lines(plan_steps: tuple, env: dict[str, Any]) -> list[str]:
             lines.append(f"            row[{col}] = c")
         lines.append("    else:")
         lines += slow(n, fn, col, "        ")
+    if locals_:
+        lines = [_to_local(line, plan_steps) for line in lines]
     return lines
+
+
+def _to_local(line: str, plan_steps: tuple) -> str:
+    for n, (f, _, _) in enumerate(plan_steps):
+        line = line.replace(f"row[{f.column_name!r}] =", f"r{n} =")
+    return line
+
+
+def item_columns(plan: Plan) -> tuple[str, ...]:
+    """The columns of the rows `compile_items` makes, in the order of their values."""
+    return tuple(f.column_name for f, _, _ in plan.steps) + (EXTRA,)
 
 
 def compile_items(plan: Plan, name: str, unique_columns: tuple, unique_names: tuple,
@@ -689,7 +705,8 @@ def compile_items(plan: Plan, name: str, unique_columns: tuple, unique_names: tu
     `extra` (as to_row) and the key unique in the library, met again in the chunk (`met`: key ->
     (record, where), worded by `repeated`), as straight-line Python. At 100,000 users the calls
     per item (to_row, its fields function) cost a second of the checks. For a list without per-user
-    keys or child lists (load does those item by item)."""
+    keys or child lists (load does those item by item). Each row is a tuple of `item_columns(plan)`,
+    as the driver takes it: a dict per row, read back into a tuple, cost as much again."""
     env = _compile_env()
     env["KNOWN"], env["_extra"], env["_repeated"], env["NAMES"] = plan.known, _extra_of, repeated, unique_names
     env["SEGMENT"] = name
@@ -699,13 +716,16 @@ def compile_items(plan: Plan, name: str, unique_columns: tuple, unique_names: tu
              "            problems.append((f'{path}[{i}]', 'must be a JSON object'))",
              "            continue"]
     # Where an item is, worded only for a problem: most items have none.
-    lines += ["    " + line.replace("(where + ", "(f'{path}[{i}].' + ") for line in _field_lines(plan.steps, env)]
+    lines += ["    " + line.replace("(where + ", "(f'{path}[{i}].' + ")
+              for line in _field_lines(plan.steps, env, locals_=True)]
+    columns = item_columns(plan)
     lines += [f"        if typed or len(obj) > {len(plan.known)} or not KNOWN.issuperset(obj):",
-              "            row['extra'] = _extra(obj, KNOWN, typed, problems, f'{path}[{i}].')",
+              "            x = _extra(obj, KNOWN, typed, problems, f'{path}[{i}].')",
               "        else:",
-              "            row['extra'] = None"]
+              "            x = None",
+              "        row = (" + "".join(f"r{n}, " for n in range(len(columns) - 1)) + "x)"]
     if unique_columns:
-        parts = " ".join(f"row.get({column!r}) or ''," for column in unique_columns)
+        parts = " ".join(f"r{columns.index(column)} or ''," for column in unique_columns)
         lines += [f"        key = ({parts})",
                   "        first = met.get(key)",
                   "        if first is None:",

@@ -41,7 +41,7 @@ from tasks.alma.inbox import Inbox
 from tasks.alma.nogc import cyclic_gc_paused
 from tasks.alma import xml as alma_xml
 from tasks.alma.format import CONTACT_INFO, CREDIT, SEGMENTS, USER_PLAN, Segment, plan_for, segment_named, to_row
-from tasks.alma.format import all_segments, code_tables_used, compile_items
+from tasks.alma.format import all_segments, code_tables_used, compile_items, item_columns
 from tasks.library.codes import descriptions, ensure_codes
 from tasks.db.engine import may_set_sql, write_transaction
 from tasks.errors import InvalidInput
@@ -454,9 +454,10 @@ class Rows:
     """The rows for one table, each with the index of its owner among the parent rows."""
 
     segment: Segment | None
-    rows: list[dict] = field(default_factory=list)
+    rows: list = field(default_factory=list)   # dicts (to_row), or tuples of `columns` (compile_items)
     owners: list[int] = field(default_factory=list)
     children: dict[str, "Rows"] = field(default_factory=dict)
+    columns: tuple[str, ...] | None = None
 
 
 class _Problems:
@@ -611,7 +612,10 @@ def _as_rows(rows: Rows, copy: bool = False) -> tuple:
     table = users if rows.segment is None else rows.segment.table
     columns: tuple = ()
     values: list = []
-    if rows.rows:
+    if rows.rows and rows.columns is not None:  # tuples already
+        columns = rows.columns
+        values = _copy_lines(table, columns, positional=True)(rows.rows) if copy else rows.rows
+    elif rows.rows:
         columns = tuple(c for c in rows.rows[0] if c in table.c)
         if copy:
             values = _copy_lines(table, columns)(rows.rows)
@@ -685,7 +689,7 @@ class _Checker:
                 items = [items]
             rows = into.get(segment.name)
             if rows is None:
-                rows = into[segment.name] = Rows(segment)
+                rows = into[segment.name] = Rows(segment, columns=None if all_items is None else all_items.columns)
             path = prefix + path
             append_row, append_owner = rows.rows.append, rows.owners.append
             met = new_keys.setdefault(segment.name, {}) if unique else None
@@ -1040,6 +1044,8 @@ def _info_of(s: Segment) -> tuple:
     # One call for all the items of the list, but where the items need more than their fields.
     all_items = (None if s.unique_per_user or s.children or s.name == "fee" else
                  compile_items(plan, s.name, unique, s.unique, _repeat_message))
+    if all_items is not None:
+        all_items.columns = item_columns(plan)
     return s, plan, s.path, unique, tuple(_unique_columns(s, per_user=True)), s.under, all_items
 
 
@@ -1053,9 +1059,10 @@ def _check_fee(row: dict, children: dict[str, Rows], index: int, where: str) -> 
     amounts: list = []
     transactions = children.get("transaction")
     if transactions is not None:  # this fee's are the last rows collected, owned by `index`
+        at = transactions.columns.index("amount_minor") if transactions.columns else "amount_minor"
         i = len(transactions.owners) - 1
         while i >= 0 and transactions.owners[i] == index:
-            amounts.append(transactions.rows[i].get("amount_minor"))
+            amounts.append(transactions.rows[i][at])
             i -= 1
         amounts.reverse()
     if not credit:
@@ -1214,18 +1221,18 @@ def _copies(conn: Connection) -> bool:
 _COPY_LINES: dict[tuple, Any] = {}
 
 
-def _copy_lines(table: Table, columns: tuple):
-    """A function from rows (dicts) to their lines of COPY's text format (tab-separated, \\N for NULL,
-    backslash escapes, each ended by a newline) of `columns`, compiled per table and column list as
-    straight-line Python like the format's checks."""
-    key = (table.name, tuple(columns))
+def _copy_lines(table: Table, columns: tuple, positional: bool = False):
+    """A function from rows (dicts; with `positional` tuples in the order of `columns`) to their lines
+    of COPY's text format (tab-separated, \\N for NULL, backslash escapes, each ended by a newline)
+    of `columns`, compiled per table and column list as straight-line Python like the format's checks."""
+    key = (table.name, tuple(columns), positional)
     make = _COPY_LINES.get(key)
     if make is not None:
         return make
     parts = []
     for n, name in enumerate(columns):
         kind = table.c[name].type
-        v = f"r[{name!r}]"
+        v = f"r[{n}]" if positional else f"r[{name!r}]"
         if isinstance(kind, Boolean):
             parts.append(f"('\\\\N' if (v{n} := {v}) is None else 't' if v{n} else 'f')")
         elif isinstance(kind, LargeBinary):
