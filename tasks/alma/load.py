@@ -42,6 +42,8 @@ from tasks.alma.nogc import cyclic_gc_paused
 from tasks.alma import xml as alma_xml
 from tasks.alma.format import CONTACT_INFO, CREDIT, SEGMENTS, USER_PLAN, Segment, plan_for, segment_named, to_row
 from tasks.alma.format import all_segments, code_tables_used, compile_items, item_columns
+from tasks.alma import typed
+from tasks.alma.typed import Slow
 from tasks.library.codes import descriptions, ensure_codes
 from tasks.db.engine import may_set_sql, write_transaction
 from tasks.errors import InvalidInput
@@ -366,6 +368,10 @@ def _json_lines(path: str, mine: Callable[[int], bool] | None = None) -> Iterato
             if mine is not None and not mine((count - 1) // CHUNK):
                 yield None
                 continue
+            record = typed.decode(raw)
+            if record is not None:
+                yield f"line {number}", _Typed(record, raw)
+                continue
             try:
                 yield f"line {number}", _parse(raw)
             except UnicodeDecodeError as exc:
@@ -454,10 +460,111 @@ class Rows:
     """The rows for one table, each with the index of its owner among the parent rows."""
 
     segment: Segment | None
-    rows: list = field(default_factory=list)   # dicts (to_row), or tuples of `columns` (compile_items)
+    columns: tuple[str, ...]                    # of each row's values
+    rows: list[tuple] = field(default_factory=list)
     owners: list[int] = field(default_factory=list)
     children: dict[str, "Rows"] = field(default_factory=dict)
-    columns: tuple[str, ...] | None = None
+
+
+class _Typed(NamedTuple):
+    """A JSON line of the plain shape, decoded by msgspec (tasks/alma/typed.py), with its text for
+    format.py's checks should it not be plain after all."""
+
+    record: Any
+    raw: bytes
+
+
+def _row_tuple(row: dict, columns: tuple) -> tuple:
+    return tuple([row[c] for c in columns])
+
+
+_USER_ROW = itemgetter(*typed.USER.columns)
+
+
+def _take_typed(record: Any, name: str, user_rows: Rows, new_keys: dict, found: dict) -> None:
+    """A typed user and its lists into the chunk's rows and keys, all or (Slow) nothing: everything is
+    made first and taken only once the whole record is plain, with no key met before."""
+    user_row = typed.USER.row(record, found)
+    pid = (user_row[_PID_AT],)
+    users_met = new_keys["user"]
+    if pid in users_met:
+        raise Slow
+    lists = []
+    contact = record.contact_info
+    if contact is not None:
+        lists += [(shape, items) for shape in typed.CONTACT if (items := getattr(contact, shape.name))]
+    lists += [(shape, items) for shape in typed.TOP if (items := getattr(record, shape.name))]
+    built, keys = [], []
+    for shape, items in lists:
+        make = shape.row
+        rows = [make(item, found) for item in items]
+        children = _typed_fees(items, rows, shape, found) if shape.children else None
+        if shape.unique or shape.per_user:
+            _typed_keys(shape, rows, name, new_keys, keys)
+        built.append((shape, rows, children))
+    for met, key, where in keys:
+        met[key] = where
+    users_met[pid] = (name, "primary_id")
+    owner = len(user_rows.rows)
+    user_rows.rows.append(user_row)
+    user_rows.owners.append(owner)
+    into = user_rows.children
+    for shape, rows, children in built:
+        taken = into.get(shape.name)
+        if taken is None:
+            taken = into[shape.name] = Rows(shape.segment, shape.columns)
+        first = len(taken.rows)
+        taken.rows += rows
+        taken.owners += [owner] * len(rows)
+        if children:
+            child_shape = shape.children[0]
+            kept = taken.children.get(child_shape.name)
+            for j, child_rows in enumerate(children):
+                if child_rows:
+                    if kept is None:
+                        kept = taken.children[child_shape.name] = Rows(child_shape.segment, child_shape.columns)
+                    kept.rows += child_rows
+                    kept.owners += [first + j] * len(child_rows)
+
+
+_PID_AT = typed.USER.columns.index("primary_id")
+
+
+def _typed_fees(items: list, rows: list, shape: Any, found: dict) -> list[list]:
+    """The transactions of each typed fee, its ledger held to format.py's rule (else Slow)."""
+    (child,) = shape.children  # a fee's transactions: the one list inside a list of the format
+    make, columns = child.row, shape.columns
+    out = []
+    for item, row in zip(items, rows):
+        child_rows = [make(t, found) for t in getattr(item, child.name) or ()]
+        transactions = Rows(child.segment, child.columns, child_rows, [0] * len(child_rows))
+        if next(_check_fee(dict(zip(columns, row)), {child.name: transactions}, 0, ""), None) is not None:
+            raise Slow
+        out.append(child_rows)
+    return out
+
+
+def _typed_keys(shape: Any, rows: list, name: str, new_keys: dict, keys: list) -> None:
+    """The keys of a list, unique in the library or within the user, met nowhere before (else Slow:
+    the checks word it); noted in `keys` for `_take_typed` to take."""
+    if shape.per_user:
+        if len({tuple([row[p] or "" for p in shape.per_user]) for row in rows}) < len(rows):
+            raise Slow
+    if not shape.unique:
+        return
+    met = new_keys.setdefault(shape.name, {})
+    if len(shape.unique) == 1:
+        (at,) = shape.unique
+        found = [(row[at] or "",) for row in rows]
+    else:
+        found = [tuple([row[p] or "" for p in shape.unique]) for row in rows]
+    if len(set(found)) < len(found) or any(key in met for key in found):
+        raise Slow
+    # Where a key was met, as format.py's checks note it: (record, path, index); (record, where) for a
+    # list checked item by item (a fee's).
+    path = shape.segment.path
+    item_by_item = bool(shape.segment.children)
+    keys += [(met, key, (name, f"{path}[{i}]") if item_by_item else (name, path, i)) for i, key in enumerate(found)]
 
 
 class _Problems:
@@ -612,16 +719,9 @@ def _as_rows(rows: Rows, copy: bool = False) -> tuple:
     table = users if rows.segment is None else rows.segment.table
     columns: tuple = ()
     values: list = []
-    if rows.rows and rows.columns is not None:  # tuples already
+    if rows.rows:
         columns = rows.columns
-        values = _copy_lines(table, columns, positional=True)(rows.rows) if copy else rows.rows
-    elif rows.rows:
-        columns = tuple(c for c in rows.rows[0] if c in table.c)
-        if copy:
-            values = _copy_lines(table, columns)(rows.rows)
-        else:
-            values = (list(map(itemgetter(*columns), rows.rows)) if len(columns) > 1
-                      else [(r[columns[0]],) for r in rows.rows])
+        values = _copy_lines(table, columns)(rows.rows) if copy else rows.rows
     return (None if rows.segment is None else rows.segment.name, columns, values, rows.owners,
             [_as_rows(child, copy) for child in rows.children.values()])
 
@@ -638,12 +738,19 @@ class _Checker:
         self.copy = copy     # rows as COPY's lines (PostgreSQL), not tuples
 
     def check(self, number: int, records: list[tuple[str, Any]]) -> _Checked:
-        user_rows = Rows(None)
+        user_rows = Rows(None, columns=typed.USER.columns)
         codes = self.found
         new_keys: dict[str, dict[tuple, tuple]] = {"user": {}}
         users_met = new_keys["user"]
         problems: list = []
         for label, data in records:
+            if data.__class__ is _Typed:
+                name = _record_name(label, {"primary_id": data.record.primary_id})
+                try:
+                    _take_typed(data.record, name, user_rows, new_keys, codes)
+                    continue
+                except Slow:
+                    data = _parse(data.raw)  # the checks below word what is not plain
             name = _record_name(label, data)
             if not isinstance(data, dict):
                 problems.append((name, "user", f"must be a JSON object, got {type(data).__name__}"))
@@ -658,7 +765,7 @@ class _Checker:
                 else:
                     users_met[(pid,)] = (name, "primary_id")
             index = len(user_rows.rows)
-            user_rows.rows.append(row)
+            user_rows.rows.append(_USER_ROW(row))
             user_rows.owners.append(index)
             self._collect(data, index, SEGMENTS, user_rows.children, codes, found, name, new_keys, "")
             for where, message in found:
@@ -689,7 +796,7 @@ class _Checker:
                 items = [items]
             rows = into.get(segment.name)
             if rows is None:
-                rows = into[segment.name] = Rows(segment, columns=None if all_items is None else all_items.columns)
+                rows = into[segment.name] = Rows(segment, columns=item_columns(plan))
             path = prefix + path
             append_row, append_owner = rows.rows.append, rows.owners.append
             met = new_keys.setdefault(segment.name, {}) if unique else None
@@ -719,7 +826,7 @@ class _Checker:
                                              f"in {path}[{within_user[key]}]"))
                     within_user.setdefault(key, i)
                 index = len(rows.rows)
-                append_row(row)
+                append_row(_row_tuple(row, rows.columns))
                 append_owner(owner_index)
                 if segment.children:
                     self._collect(item, index, segment.children, rows.children, codes, found, name, new_keys,
@@ -1059,7 +1166,7 @@ def _check_fee(row: dict, children: dict[str, Rows], index: int, where: str) -> 
     amounts: list = []
     transactions = children.get("transaction")
     if transactions is not None:  # this fee's are the last rows collected, owned by `index`
-        at = transactions.columns.index("amount_minor") if transactions.columns else "amount_minor"
+        at = transactions.columns.index("amount_minor")
         i = len(transactions.owners) - 1
         while i >= 0 and transactions.owners[i] == index:
             amounts.append(transactions.rows[i][at])
@@ -1221,18 +1328,18 @@ def _copies(conn: Connection) -> bool:
 _COPY_LINES: dict[tuple, Any] = {}
 
 
-def _copy_lines(table: Table, columns: tuple, positional: bool = False):
-    """A function from rows (dicts; with `positional` tuples in the order of `columns`) to their lines
-    of COPY's text format (tab-separated, \\N for NULL, backslash escapes, each ended by a newline)
-    of `columns`, compiled per table and column list as straight-line Python like the format's checks."""
-    key = (table.name, tuple(columns), positional)
+def _copy_lines(table: Table, columns: tuple):
+    """A function from rows (tuples in the order of `columns`) to their lines of COPY's text format
+    (tab-separated, \\N for NULL, backslash escapes, each ended by a newline), compiled per table
+    and column list as straight-line Python like the format's checks."""
+    key = (table.name, tuple(columns))
     make = _COPY_LINES.get(key)
     if make is not None:
         return make
     parts = []
     for n, name in enumerate(columns):
         kind = table.c[name].type
-        v = f"r[{n}]" if positional else f"r[{name!r}]"
+        v = f"r[{n}]"
         if isinstance(kind, Boolean):
             parts.append(f"('\\\\N' if (v{n} := {v}) is None else 't' if v{n} else 'f')")
         elif isinstance(kind, LargeBinary):
