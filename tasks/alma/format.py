@@ -606,6 +606,17 @@ def _compile_env() -> dict[str, Any]:
             "_Decimal": Decimal, "_fromisodate": dt.date.fromisoformat, "_known_codes": _known_codes}
 
 
+# The common well-formed date and time, as generated code tests and stores them (here and in typed.py):
+# a text `v` of the shape, whose value `_fromisodate` / `_fromiso` of the `CHECKED` part accepts, is
+# stored as `STORED`. Anything else goes to the field's check function.
+DATE_SHAPE = "(len({v}) == 10 or len({v}) == 11 and {v}[10] == 'Z') and {v}[4] == '-' and {v}[7] == '-'"
+DATE_CHECKED = DATE_STORED = "{v}[:10]"
+TIME_SHAPE = ("len({v}) == 20 and {v}[19] == 'Z' and {v}[10] == 'T' and {v}[13] == ':' and {v}[16] == ':' "
+              "and {v}[4] == '-' and {v}[7] == '-'")
+TIME_CHECKED = "{v}[:19]"
+TIME_STORED = "{v}[:10] + ' ' + {v}[11:19] + '.000000'"
+
+
 def _field_lines(plan_steps: tuple, env: dict[str, Any], locals_: bool = False) -> list[str]:
     """The body that makes `row` (and `typed`) from `obj`, problems worded at `where` + field name.
     With `locals_` each column's value goes to a local variable `r<n>` instead (the caller makes the
@@ -649,19 +660,17 @@ def _field_lines(plan_steps: tuple, env: dict[str, Any], locals_: bool = False) 
             lines.append(f"    elif v.__class__ is str and v in K{n}:")
             lines.append(f"        row[{col}] = v")
         elif kind == DATE:
-            lines.append("    elif v.__class__ is str and (len(v) == 10 or len(v) == 11 and v[10] == 'Z') "
-                         "and v[4] == '-' and v[7] == '-':")
+            lines.append(f"    elif v.__class__ is str and {DATE_SHAPE.format(v='v')}:")
             lines.append("        try:")
-            lines.append("            _fromisodate(v[:10])")
-            lines.append(f"            row[{col}] = v[:10]")
+            lines.append(f"            _fromisodate({DATE_CHECKED.format(v='v')})")
+            lines.append(f"            row[{col}] = {DATE_STORED.format(v='v')}")
             lines.append("        except ValueError:")
             lines += slow(n, fn, col, "            ")
         elif kind == TIME:
-            lines.append("    elif v.__class__ is str and len(v) == 20 and v[19] == 'Z' and v[10] == 'T' "
-                         "and v[13] == ':' and v[16] == ':' and v[4] == '-' and v[7] == '-':")
+            lines.append(f"    elif v.__class__ is str and {TIME_SHAPE.format(v='v')}:")
             lines.append("        try:")
-            lines.append("            _fromiso(v[:19])")
-            lines.append(f"            row[{col}] = v[:10] + ' ' + v[11:19] + '.000000'")
+            lines.append(f"            _fromiso({TIME_CHECKED.format(v='v')})")
+            lines.append(f"            row[{col}] = {TIME_STORED.format(v='v')}")
             lines.append("        except ValueError:")
             lines += slow(n, fn, col, "            ")
         elif kind == CODES:

@@ -21,6 +21,7 @@ import msgspec
 from tasks.alma.format import (
     BASE64, BOOL, CHOICE, CODE, CODE_MAX_LENGTH, CODES, CONTACT_INFO, DATE, MONEY, REF, SEGMENTS, TEXT, TIME,
     USER_PLAN, Bad, Plan, Segment, _base64, _money, item_columns, plan_for,
+    DATE_CHECKED, DATE_SHAPE, DATE_STORED, TIME_CHECKED, TIME_SHAPE, TIME_STORED,
 )
 
 
@@ -131,24 +132,16 @@ def _compile_row(shape: "_Shape") -> Callable:
         lines.append("        raise Slow" if required else f"        {var} = D{n}")
         lines.append("    else:")
         body: list[str] = []
-        if f.kind == TIME:
-            body = [f"    if not (len({var}) == 20 and {var}[19] == 'Z' and {var}[10] == 'T' and {var}[13] == ':' "
-                    f"and {var}[16] == ':' and {var}[4] == '-' and {var}[7] == '-'):",
+        if f.kind in (TIME, DATE):
+            shape_, checked, stored, parse = ((TIME_SHAPE, TIME_CHECKED, TIME_STORED, "_fromiso") if f.kind == TIME
+                                              else (DATE_SHAPE, DATE_CHECKED, DATE_STORED, "_fromisodate"))
+            body = [f"    if not ({shape_.format(v=var)}):",
                     "        raise Slow",
                     "    try:",
-                    f"        _fromiso({var}[:19])",
+                    f"        {parse}({checked.format(v=var)})",
                     "    except ValueError:",
                     "        raise Slow from None",
-                    f"    {var} = {var}[:10] + ' ' + {var}[11:19] + '.000000'"]
-        elif f.kind == DATE:
-            body = [f"    if not ((len({var}) == 10 or len({var}) == 11 and {var}[10] == 'Z') and {var}[4] == '-' "
-                    f"and {var}[7] == '-'):",
-                    "        raise Slow",
-                    "    try:",
-                    f"        _fromisodate({var}[:10])",
-                    "    except ValueError:",
-                    "        raise Slow from None",
-                    f"    {var} = {var}[:10]"]
+                    f"    {var} = {stored.format(v=var)}"]
         elif f.kind == CODE:
             body = _code_lines(var, check.table, check.max_length, check.choices, env, n)
         elif f.kind == CODES:
