@@ -18,7 +18,7 @@ from tasks.library.init_db import init_db
 
 from test_alma_load_chunks import user
 
-ALMA_REAL = Path(__file__).resolve().parents[2] / "shared" / "alma-real"
+ALMA_REAL = Path(__file__).parent / "fixtures" / "alma-real"  # the copies of ../shared/alma-real
 
 
 @pytest.fixture(scope="module")
