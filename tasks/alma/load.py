@@ -975,7 +975,9 @@ def _check_in_child(source: Source, pipe, parent_end, counter) -> None:
         with cyclic_gc_paused():
             for checked in _checked_here(source, found, in_db, claims.mine if claims else None, copy):
                 if checked is not None:
-                    pipe.send_bytes(marshal.dumps(("chunk", tuple(checked))))
+                    # Version 2, without marshal's table of objects met twice: a chunk's values
+                    # are nearly all met once, and dumping is a third faster without it.
+                    pipe.send_bytes(marshal.dumps(("chunk", tuple(checked)), 2))
         pipe.send_bytes(marshal.dumps(("end", None)))
     except InvalidInput as exc:
         pipe.send_bytes(marshal.dumps(("refused", (claims.current if claims else None, str(exc)))))
