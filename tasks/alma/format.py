@@ -108,6 +108,18 @@ class Segment:
         return f"{self.under}.{self.name}" if self.under else self.name
 
 
+def unique_columns(segment: Segment, per_user: bool = False) -> list[str]:
+    """The columns of the segment's key unique in the library (with `per_user`: within one user)."""
+    by_name = {f.name: f.column_name for f in segment.fields}
+    return [by_name[name] for name in (segment.unique_per_user if per_user else segment.unique)]
+
+
+def checked_item_by_item(segment: Segment) -> bool:
+    """Whether load checks the list's items one by one (they need more than their fields: a key per
+    user, lists of their own, a fee's ledger), not all in one generated call (`compile_items`)."""
+    return bool(segment.unique_per_user or segment.children or segment.name == "fee")
+
+
 def _segment_type() -> Field:
     return Field("segment_type", CHOICE, choices=SEGMENT_TYPES)
 

@@ -29,7 +29,6 @@ import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from operator import itemgetter
 from typing import Any, Callable, Iterator, NamedTuple
 
 import orjson
@@ -41,7 +40,8 @@ from tasks.alma.inbox import Inbox
 from tasks.alma.nogc import cyclic_gc_paused
 from tasks.alma import xml as alma_xml
 from tasks.alma.format import CONTACT_INFO, CREDIT, SEGMENTS, USER_PLAN, Segment, plan_for, segment_named, to_row
-from tasks.alma.format import all_segments, code_tables_used, compile_items, item_columns
+from tasks.alma.format import all_segments, checked_item_by_item, code_tables_used, compile_items, item_columns
+from tasks.alma.format import unique_columns
 from tasks.alma import typed
 from tasks.alma.typed import Slow
 from tasks.library.codes import descriptions, ensure_codes
@@ -475,10 +475,8 @@ class _Typed(NamedTuple):
 
 
 def _row_tuple(row: dict, columns: tuple) -> tuple:
+    """A row of to_row (a dict) as the tuple of `columns` the driver takes."""
     return tuple([row[c] for c in columns])
-
-
-_USER_ROW = itemgetter(*typed.USER.columns)
 
 
 def _take_typed(record: Any, name: str, user_rows: Rows, new_keys: dict, found: dict) -> None:
@@ -563,7 +561,7 @@ def _typed_keys(shape: Any, rows: list, name: str, new_keys: dict, keys: list) -
     # Where a key was met, as format.py's checks note it: (record, path, index); (record, where) for a
     # list checked item by item (a fee's).
     path = shape.segment.path
-    item_by_item = bool(shape.segment.children)
+    item_by_item = checked_item_by_item(shape.segment)
     keys += [(met, key, (name, f"{path}[{i}]") if item_by_item else (name, path, i)) for i, key in enumerate(found)]
 
 
@@ -765,7 +763,7 @@ class _Checker:
                 else:
                     users_met[(pid,)] = (name, "primary_id")
             index = len(user_rows.rows)
-            user_rows.rows.append(_USER_ROW(row))
+            user_rows.rows.append(_row_tuple(row, user_rows.columns))
             user_rows.owners.append(index)
             self._collect(data, index, SEGMENTS, user_rows.children, codes, found, name, new_keys, "")
             for where, message in found:
@@ -996,7 +994,7 @@ _KEY_CHECKS: list[tuple[str, tuple[str, ...], Table, list[str]]] = []
 def _key_checks() -> list:
     if not _KEY_CHECKS:
         _KEY_CHECKS.append(("user", ("primary_id",), users, ["primary_id"]))
-        _KEY_CHECKS.extend((s.name, s.unique, s.table, _unique_columns(s)) for s in all_segments() if s.unique)
+        _KEY_CHECKS.extend((s.name, s.unique, s.table, unique_columns(s)) for s in all_segments() if s.unique)
     return _KEY_CHECKS
 
 
@@ -1149,13 +1147,9 @@ def _segment_info(segments: tuple[Segment, ...]) -> list:
 
 
 def _info_of(s: Segment) -> tuple:
-    plan, unique = plan_for(s), tuple(_unique_columns(s))
-    # One call for all the items of the list, but where the items need more than their fields.
-    all_items = (None if s.unique_per_user or s.children or s.name == "fee" else
-                 compile_items(plan, s.name, unique, s.unique, _repeat_message))
-    if all_items is not None:
-        all_items.columns = item_columns(plan)
-    return s, plan, s.path, unique, tuple(_unique_columns(s, per_user=True)), s.under, all_items
+    plan, unique = plan_for(s), tuple(unique_columns(s))
+    all_items = None if checked_item_by_item(s) else compile_items(plan, s.name, unique, s.unique, _repeat_message)
+    return s, plan, s.path, unique, tuple(unique_columns(s, per_user=True)), s.under, all_items
 
 
 def _check_fee(row: dict, children: dict[str, Rows], index: int, where: str) -> Iterator[tuple[str, str]]:
@@ -1208,11 +1202,6 @@ def _check_fee(row: dict, children: dict[str, Rows], index: int, where: str) -> 
 def _amount(minor: int) -> str:
     sign = "-" if minor < 0 else ""
     return f"{sign}{abs(minor) // 100}.{abs(minor) % 100:02d}"
-
-
-def _unique_columns(segment: Segment, per_user: bool = False) -> list[str]:
-    by_name = {f.name: f.column_name for f in segment.fields}
-    return [by_name[name] for name in (segment.unique_per_user if per_user else segment.unique)]
 
 
 def _describe(names: tuple[str, ...], key: tuple) -> str:

@@ -6,7 +6,7 @@ every value looked at again in Python. Most records of a library are of one plai
 fields only, codes the tables know, times in UTC); msgspec decodes a line of that shape straight into
 typed objects, refusing anything else, and what Python still does here is what msgspec cannot know:
 the code tables, dates that exist, amounts in cents, the keys met. A record that does not fit, in any
-way, is given to format.py's checks as it is today (`None` from `decode`, `Slow` from `rows_of`):
+way, is given to format.py's checks as it is today (`None` from `decode`, `Slow` from a shape's `row`):
 they word every refusal and keep every unusual form, so this path only ever takes a record they
 would take too, and makes the same rows of it (tests/test_alma_typed.py holds the two to each other).
 """
@@ -19,8 +19,8 @@ from typing import Annotated, Any, Callable, Literal, Optional
 import msgspec
 
 from tasks.alma.format import (
-    BASE64, BOOL, CHOICE, CODE, CODE_MAX_LENGTH, CODES, CONTACT_INFO, DATE, MONEY, REF, SEGMENTS, TEXT, TIME,
-    USER_PLAN, Bad, Plan, Segment, _base64, _money, item_columns, plan_for,
+    BOOL, CHOICE, CODE, CODE_MAX_LENGTH, CODES, CONTACT_INFO, DATE, MONEY, REF, SEGMENTS, TEXT, TIME,
+    USER_PLAN, Bad, Plan, Segment, _base64, _money, item_columns, plan_for, unique_columns,
     DATE_CHECKED, DATE_SHAPE, DATE_STORED, TIME_CHECKED, TIME_SHAPE, TIME_STORED,
 )
 
@@ -74,18 +74,11 @@ class _Shape:
         self.segment, self.plan, self.children = segment, plan, children
         self.name = segment.name if segment else "user"
         self.columns = item_columns(plan)
-        self.fixups = [(n, f, check, required) for n, (f, check, required) in enumerate(plan.steps)
-                       if f.kind not in (TEXT, REF, CHOICE, BOOL)]
-        self.unique = tuple(self.columns.index(c) for c in _unique(segment, False)) if segment else ()
-        self.per_user = tuple(self.columns.index(c) for c in _unique(segment, True)) if segment else ()
+        self.unique = tuple(self.columns.index(c) for c in unique_columns(segment)) if segment else ()
+        self.per_user = tuple(self.columns.index(c) for c in unique_columns(segment, True)) if segment else ()
         lists = list(lists) + [(c.name, Optional[list[c.struct]]) for c in children]
         self.struct = _struct(f"Typed_{self.name}", plan, lists)
         self.row = _compile_row(self)
-
-
-def _unique(segment: Segment, per_user: bool) -> list[str]:
-    by_name = {f.name: f.column_name for f in segment.fields}
-    return [by_name[n] for n in (segment.unique_per_user if per_user else segment.unique)]
 
 
 def _shape(segment: Segment) -> _Shape:
@@ -115,8 +108,9 @@ def _code_lines(var: str, table: str, limit: int, choices: tuple, env: dict, n: 
 
 
 def _compile_row(shape: "_Shape") -> Callable:
-    """row_of for one shape as straight-line Python (a call per value cost more than msgspec's decoding
-    of the whole line); each value as format.py's checks make it, else Slow."""
+    """A shape's `row`: the row's tuple of a typed object, each value as format.py's checks make it
+    (extra: none, the shape has no more), else Slow; straight-line Python, for a call per value cost
+    more than msgspec's decoding of the whole line."""
     env: dict[str, Any] = {"Slow": Slow, "_fromiso": dt.datetime.fromisoformat, "_fromisodate": dt.date.fromisoformat,
                            "_money": _money, "_base64": _base64, "Bad": Bad}
     lines = [f"def row_{shape.name}(o, found):"]
@@ -165,11 +159,6 @@ def _compile_row(shape: "_Shape") -> Callable:
     lines.append(f"    return ({', '.join(names)}, None)")
     exec(compile("\n".join(lines), f"<alma typed {shape.name}>", "exec"), env)  # noqa: S102 - from the spec
     return env[f"row_{shape.name}"]
-
-
-def row_of(obj: Any, shape: "_Shape", found: dict) -> tuple:
-    """The row of a typed object, as format.py's checks make it (extra: none, the shape has no more)."""
-    return shape.row(obj, found)
 
 
 TOP = [_shape(s) for s in SEGMENTS if s.under is None]          # a user's lists, in the spec's order
