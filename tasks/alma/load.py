@@ -116,7 +116,8 @@ def _load_once(engine: Engine, path: str, source: Source, attach_to: str | None,
     the caller to load the file again the way that words the messages. A chunk that is not written
     (the file has a problem by then) is looked up either way, for the message. With `links` the
     chunks' rows are written without their foreign-key checks (`_links_by_construction`)."""
-    loader = _Loader(path, look_up, links)
+    sqlite = engine.dialect.name == "sqlite"
+    loader = _Loader(path, look_up, links and not sqlite)   # SQLite's: for the whole transaction
     checking = None
     if attach_to is None and _worth_a_process(path):
         # Before the transaction: the child holds no connection.
@@ -125,7 +126,7 @@ def _load_once(engine: Engine, path: str, source: Source, attach_to: str | None,
         with contextlib.ExitStack() as stack:
             if checking is not None:
                 stack.enter_context(checking)
-            conn = stack.enter_context(write_transaction(engine))
+            conn = stack.enter_context(write_transaction(engine, sqlite_foreign_keys=not (links and sqlite)))
             stack.enter_context(_sqlite_cache(conn))
             loader.start(conn)
             deferred: list[str] = []
@@ -194,21 +195,30 @@ def _keys_enforced(engine: Engine) -> bool:
 
 
 def _links_by_construction(engine: Engine) -> bool:
-    """Whether a chunk's rows may be written with `session_replication_role = replica`, which skips
-    the foreign-key check of every row. Each row of a chunk links to a user (a transaction to a fee)
-    that the same chunk has just inserted, in this uncommitted transaction, so the check cannot fail
-    and no other session can remove the parent meanwhile; yet PostgreSQL checks each row by a query of
-    its own after the COPY (the parent found by its index and locked): half the server's CPU of a
-    load of 100,000 users (BENCHMARKS.md, eighth round). The setting skips triggers and rules too,
-    so it is used only where the loaded tables have nothing but the schema's own foreign keys (a
-    library's own trigger, rule or foreign key keeps every check), and where the role may set it (a
-    superuser, or `GRANT SET ON PARAMETER session_replication_role`, docs/operations/server.md)."""
-    if engine.dialect.name != "postgresql":
-        return False
+    """Whether a chunk's rows may be written without the foreign-key check of every row. Each row of a
+    chunk links to a user (a transaction to a fee) that the same chunk has just inserted, in this
+    uncommitted transaction, so the check cannot fail and no other session can remove the parent
+    meanwhile; yet the database checks each row, looking its parent up. Only where the loaded tables
+    have nothing but the schema's own foreign keys (a library's own foreign key keeps every check):
+    - PostgreSQL: the chunk's COPYs with `session_replication_role = replica` (`_links_unchecked`);
+      its checks, a query per row after the COPY, were half the server's CPU of a load of 100,000
+      users (BENCHMARKS.md, eighth round). The setting skips triggers and rules too, so a library's
+      own trigger or rule keeps every check, and so does a role that may not set it (it takes a
+      superuser, or `GRANT SET ON PARAMETER session_replication_role`, docs/operations/server.md).
+    - SQLite: the file's transaction with `PRAGMA foreign_keys` off (`write_transaction`), which
+      skips nothing else (triggers run); 1.5-2.3 s of a load of 100,000 users (BENCHMARKS.md)."""
     tables = _loaded_tables()
     ours = {(fk.parent.table.name, fk.parent.name, fk.column.table.name, fk.column.name)
             for table in tables for fk in table.foreign_keys}
     names = sorted({table.name for table in tables})
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            # id, seq, parent table, column, parent column, ...: seq > 0 is a key of several columns
+            found = [(name, fk[3], fk[2], fk[4], fk[1]) for name in names
+                     for fk in conn.exec_driver_sql(f'PRAGMA foreign_key_list("{name}")').all()]
+        return all(seq == 0 and (table, column, parent, to) in ours for table, column, parent, to, seq in found)
+    if engine.dialect.name != "postgresql":
+        return False
     with engine.connect() as conn:
         version = conn.connection.dbapi_connection.server_version
         if not conn.exec_driver_sql(f"SELECT {may_set_sql('session_replication_role', version)}").scalar():

@@ -9,6 +9,7 @@ import contextlib
 import functools
 import os
 import re
+import sqlite3
 from pathlib import Path
 from typing import Iterator
 
@@ -189,13 +190,29 @@ def is_sqlite(conn_or_engine: Connection | Engine) -> bool:
 
 
 @contextlib.contextmanager
-def write_transaction(engine: Engine | None = None) -> Iterator[Connection]:
+def write_transaction(engine: Engine | None = None, sqlite_foreign_keys: bool = True) -> Iterator[Connection]:
     """One all-or-nothing transaction that holds the write lock from its first statement (SQLite)
-    so the guards it re-reads cannot change before it writes."""
+    so the guards it re-reads cannot change before it writes. With `sqlite_foreign_keys` false, SQLite
+    checks no foreign key in it: for a writer whose rows cannot break one (the load's,
+    tasks/alma/load._links_by_construction). SQLite takes that setting only between transactions, so it
+    is made before BEGIN and undone before the connection goes back to the pool (PostgreSQL's
+    counterpart is per statement, the caller's)."""
     engine = engine or get_engine()
     with engine.connect().execution_options(write_lock=True) as conn:
-        with conn.begin():
-            yield conn
+        if sqlite_foreign_keys or not is_sqlite(conn):
+            with conn.begin():
+                yield conn
+            return
+        raw = conn.connection.dbapi_connection   # not through SQLAlchemy: that would begin a transaction
+        raw.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            try:
+                raw.execute("PRAGMA foreign_keys = ON")
+            except sqlite3.Error:
+                conn.invalidate()   # never back to the pool without its checks
 
 
 @contextlib.contextmanager
