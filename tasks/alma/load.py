@@ -366,8 +366,13 @@ def _first_line(path: str) -> Any:
     return None
 
 
+# Each process reads every line of the file (the other's too, to count them): with the default 8 KB
+# buffer the reading alone took 0.26 s of CPU a pass over 100,000 users, with 1 MB 0.08 s.
+READ_BUFFER = 1 << 20
+
+
 def _json_lines(path: str, mine: Callable[[int], bool] | None = None) -> Iterator[tuple[str, Any] | None]:
-    with open(path, "rb") as handle:
+    with open(path, "rb", buffering=READ_BUFFER) as handle:
         count = 0  # records (non-blank lines) so far: record `count` is in chunk count // CHUNK
         for number, raw in enumerate(handle, start=1):
             if number == 1 and raw.startswith(_BOM):
