@@ -206,7 +206,7 @@ def _links_by_construction(engine: Engine) -> bool:
       own trigger or rule keeps every check, and so does a role that may not set it (it takes a
       superuser, or `GRANT SET ON PARAMETER session_replication_role`, docs/operations/server.md).
     - SQLite: the file's transaction with `PRAGMA foreign_keys` off (`write_transaction`), which
-      skips nothing else (triggers run); 1.5-2.3 s of a load of 100,000 users (BENCHMARKS.md)."""
+      skips nothing else (triggers run); 1.6-2.9 s of the inserts' CPU at 100,000 users (BENCHMARKS.md)."""
     tables = _loaded_tables()
     ours = {(fk.parent.table.name, fk.parent.name, fk.column.table.name, fk.column.name)
             for table in tables for fk in table.foreign_keys}
