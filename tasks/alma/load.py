@@ -560,7 +560,7 @@ def _typed_fees(items: list, rows: list, shape: Any, found: dict) -> list[list]:
 def _typed_keys(shape: Any, rows: list, name: str, new_keys: dict, keys: list) -> None:
     """The keys of a list, unique in the library or within the user, met nowhere before (else Slow:
     the checks word it); noted in `keys` for `_take_typed` to take."""
-    if shape.per_user:
+    if shape.per_user and len(rows) > 1:  # one item cannot repeat within its user
         if len({tuple([row[p] or "" for p in shape.per_user]) for row in rows}) < len(rows):
             raise Slow
     if not shape.unique:
