@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks.db.engine import dispose_engines, get_engine  # noqa: E402
+from tasks.db.engine import PLAIN_BINDINGS, dispose_engines, get_engine  # noqa: E402
 
 WIDTH = 17
 KINDS = {
@@ -28,7 +28,7 @@ KINDS = {
     "a loan": ("L-000123", "39000001234567", "A title of a book", "2026-01-02 10:00:00", "2026-02-02 10:00:00",
                None, "ACTIVE", None, "MAIN", None, None, None, None, None, None, None, 1234),
 }
-ADAPTED = [(type(None), sqlite3.PrepareProtocol), (bool, sqlite3.PrepareProtocol)]
+ADAPTED = [(kind, sqlite3.PrepareProtocol) for kind in PLAIN_BINDINGS]
 
 
 def _time(conn: sqlite3.Connection, rows: list[tuple]) -> float:

@@ -4,7 +4,7 @@ import sqlite3
 from sqlalchemy import inspect
 
 from tasks.library.codes import code_values
-from tasks.db.engine import get_engine, mask_secrets, mask_url
+from tasks.db.engine import PLAIN_BINDINGS, get_engine, mask_secrets, mask_url
 from tasks.db.migrate import head_revision
 from tasks.library.init_db import init_db, schema_revision
 
@@ -39,7 +39,7 @@ def test_sqlite_stores_none_and_booleans_as_sqlite_itself_would(tmp_path):
                      ("integer", 0, "integer", 1, "null", None, None, None, None)]
     plain = sqlite3.connect(":memory:")   # sqlite3's own binding, for the same rows
     plain.execute("CREATE TABLE t (a, b, c, d, e, f)")
-    with _without_adapters_of(type(None), bool):
+    with _without_adapters_of(*PLAIN_BINDINGS):
         plain.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?)", rows)
     assert plain.execute("SELECT typeof(a), a, typeof(b), b, typeof(c), c, d, e, f FROM t ORDER BY rowid").fetchall() \
         == found

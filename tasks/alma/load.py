@@ -116,8 +116,7 @@ def _load_once(engine: Engine, path: str, source: Source, attach_to: str | None,
     the caller to load the file again the way that words the messages. A chunk that is not written
     (the file has a problem by then) is looked up either way, for the message. With `links` the
     chunks' rows are written without their foreign-key checks (`_links_by_construction`)."""
-    sqlite = engine.dialect.name == "sqlite"
-    loader = _Loader(path, look_up, links and not sqlite)   # SQLite's: for the whole transaction
+    loader = _Loader(path, look_up, links)
     checking = None
     if attach_to is None and _worth_a_process(path):
         # Before the transaction: the child holds no connection.
@@ -126,7 +125,7 @@ def _load_once(engine: Engine, path: str, source: Source, attach_to: str | None,
         with contextlib.ExitStack() as stack:
             if checking is not None:
                 stack.enter_context(checking)
-            conn = stack.enter_context(write_transaction(engine, sqlite_foreign_keys=not (links and sqlite)))
+            conn = stack.enter_context(write_transaction(engine, sqlite_foreign_keys=not links))
             stack.enter_context(_sqlite_cache(conn))
             loader.start(conn)
             deferred: list[str] = []
@@ -1259,8 +1258,9 @@ def _json_array(values: list[str]) -> str:
 @contextlib.contextmanager
 def _links_unchecked(conn: Connection, unchecked: bool) -> Iterator[None]:
     """The chunk's inserts, without foreign-key checks when `unchecked` (`_links_by_construction`):
-    for them alone, then the session's own setting again (SET LOCAL: a rollback undoes it too)."""
-    if not unchecked:
+    for them alone, then the session's own setting again (SET LOCAL: a rollback undoes it too). On
+    SQLite the whole transaction is without them already (`write_transaction`)."""
+    if not unchecked or conn.dialect.name != "postgresql":
         yield
         return
     was = conn.exec_driver_sql("SHOW session_replication_role").scalar()

@@ -165,6 +165,10 @@ def may_set_sql(parameter: str, server_version: int) -> str:
     return "current_setting('is_superuser') = 'on'"
 
 
+# {}.get(None) is None; operator.index(True) == 1, an int (`_bind_plainly`).
+PLAIN_BINDINGS = {type(None): {}.get, bool: operator.index}
+
+
 def _bind_plainly() -> None:
     """None and booleans bound without sqlite3's search for an adapter. Python's sqlite3 binds int,
     float, str and bytearray at once; any other value (None, bool, bytes) is first looked for in
@@ -174,8 +178,8 @@ def _bind_plainly() -> None:
     (BENCHMARKS.md). The adapters are C functions giving what sqlite3 would bind anyway (NULL; a
     boolean as its integer), so nothing stored changes; they are the process's, as sqlite3's
     adapters are, and no other value's binding changes."""
-    sqlite3.register_adapter(type(None), {}.get)    # {}.get(None) is None
-    sqlite3.register_adapter(bool, operator.index)  # operator.index(True) == 1, an int
+    for kind, adapter in PLAIN_BINDINGS.items():
+        sqlite3.register_adapter(kind, adapter)
 
 
 def _configure_sqlite(engine: Engine) -> None:
