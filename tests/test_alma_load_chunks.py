@@ -15,11 +15,13 @@ from tasks.errors import InvalidInput
 from test_alma_format import assert_comes_back, count_users, export_all
 
 CHUNK = 4
+FIRST_CHUNK = 2  # smaller, as a real load's first chunk is (load.FIRST_CHUNK)
 
 
 @pytest.fixture(params=["one process", "two processes"])
 def checks(request, monkeypatch):
     monkeypatch.setattr(load, "CHUNK", CHUNK)
+    monkeypatch.setattr(load, "FIRST_CHUNK", FIRST_CHUNK)
     monkeypatch.setattr(load, "PROCESS_FROM_BYTES", 0 if request.param == "two processes" else 10**12)
     return request.param
 
@@ -49,7 +51,7 @@ def write_lines(tmp_path, records, name: str = "users.jsonl"):
 
 
 def test_a_file_of_many_chunks_loads_and_round_trips(engine, tmp_path, checks):
-    records = [user(n) for n in range(1, 42)]  # 11 chunks: on SQLite the writing process checks some
+    records = [user(n) for n in range(1, 42)]  # 2 + 39 in 4s, 11 chunks: on SQLite the writing process checks some
 
     counts = load_files(engine, [str(write_lines(tmp_path, records))])
 

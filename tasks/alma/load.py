@@ -51,6 +51,8 @@ from tasks.db.schema import users
 
 MAX_REPORTED_PROBLEMS = 20
 CHUNK = 5000         # records checked and written at a time
+# The first chunk is smaller: nothing is written before it is checked, and the other core waits for it.
+FIRST_CHUNK = 500
 
 # The sub-resource responses Alma sends beside users: list name -> (what it is, what an item is).
 SUB_RESOURCES = {
@@ -304,13 +306,20 @@ def _defer_indexes(conn: Connection) -> list[str]:
     return [statement for _, statement in found]
 
 
-def _chunks(records: Iterator, size: int) -> Iterator[list]:
+def _chunk_of(index: int) -> int:
+    """The chunk of the file's record `index` (from 0): FIRST_CHUNK records, then CHUNK at a time."""
+    first = min(FIRST_CHUNK, CHUNK)
+    return 0 if index < first else 1 + (index - first) // CHUNK
+
+
+def _chunks(records: Iterator) -> Iterator[list]:
     chunk: list = []
+    size = min(FIRST_CHUNK, CHUNK)
     for record in records:
         chunk.append(record)
         if len(chunk) >= size:
             yield chunk
-            chunk = []
+            chunk, size = [], CHUNK
     if chunk:
         yield chunk
 
@@ -372,14 +381,14 @@ READ_BUFFER = 1 << 20
 
 def _json_lines(path: str, mine: Callable[[int], bool] | None = None) -> Iterator[tuple[str, Any] | None]:
     with open(path, "rb", buffering=READ_BUFFER) as handle:
-        count = 0  # records (non-blank lines) so far: record `count` is in chunk count // CHUNK
+        count = 0  # records (non-blank lines) so far
         for number, raw in enumerate(handle, start=1):
             if number == 1 and raw.startswith(_BOM):
                 raw = raw[3:]
             if raw.isspace() or not raw:
                 continue
             count += 1
-            if mine is not None and not mine((count - 1) // CHUNK):
+            if mine is not None and not mine(_chunk_of(count - 1)):
                 yield None
                 continue
             record = typed.decode(raw)
@@ -867,7 +876,7 @@ def _checked_here(source: Source, found: dict, in_db: dict, mine: Callable[[int]
     """The chunks checked in this process; with `mine`, None for each chunk it does not take."""
     checker = _Checker(found, in_db, copy)
     records = source.records if mine is None else source.records_of(mine)
-    for number, chunk in enumerate(_chunks(records, CHUNK)):
+    for number, chunk in enumerate(_chunks(records)):
         yield None if chunk[0] is None else checker.check(number, chunk)
 
 
