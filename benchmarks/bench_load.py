@@ -39,8 +39,13 @@ from tasks.library.init_db import init_db  # noqa: E402
 
 
 class _Sink:
-    def write(self, text: str) -> int:
-        return len(text)
+    """Output thrown away, with bytes beneath it as standard output has (export writes to those)."""
+
+    def __init__(self) -> None:
+        self.buffer = self  # write() takes the bytes too
+
+    def write(self, data: str | bytes) -> int:
+        return len(data)
 
     def flush(self) -> None:
         pass

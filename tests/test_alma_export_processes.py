@@ -64,6 +64,26 @@ def test_two_processes_write_what_one_writes_in_the_same_order(library, processe
         assert two.count("<user>") == USERS and two.rstrip().endswith("</users>")
 
 
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_a_file_gets_the_same_text_as_a_text_stream_names_in_any_script(library, tmp_path, fmt):
+    """Standard output and files take the export's UTF-8 as bytes (export._bytes_writer); a text stream
+    (io.StringIO) as text. Both hold the same, and what was written before the export stays first."""
+    with library.begin() as conn:
+        conn.execute(text("UPDATE users SET last_name = 'Ødegård-Šimůnek 李 ' || primary_id"
+                          " WHERE primary_id IN ('c002', 'c007', 'c030')"))
+    path = tmp_path / f"export.{fmt}"
+    with path.open("w", encoding="utf-8") as out:
+        out.write("# before\n")  # buffered as text when the export begins
+        export_users(library, None, out, fmt)
+
+    written = path.read_text(encoding="utf-8")
+    assert written == "# before\n" + _export(library, fmt)
+    assert written.count("Ødegård-Šimůnek 李 ") == 3
+    if fmt == "json":
+        lines = written.splitlines()[1:]
+        assert [json.loads(line)["last_name"] for line in lines][1] == "Ødegård-Šimůnek 李 c002"
+
+
 def test_both_processes_read_the_library_as_it_was_when_the_export_began(library, processes, monkeypatch, tmp_path):
     """A change committed by another session once the export has begun is in none of its chunks. The
     second process is held back until the change is in (or, where SQLite's writers must wait for it

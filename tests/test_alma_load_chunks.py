@@ -147,7 +147,7 @@ def test_an_xml_file_of_many_chunks_loads_as_its_json(engine, tmp_path, checks):
 
     records = [user(n) for n in range(1, 30)]
     path = tmp_path / "users.xml"
-    path.write_text(USERS_HEAD + user_lines(records) + USERS_TAIL, encoding="utf-8")
+    path.write_bytes(USERS_HEAD + user_lines(records) + USERS_TAIL)
 
     counts = load_files(engine, [str(path)])
 

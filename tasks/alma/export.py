@@ -15,7 +15,7 @@ import queue
 import sqlite3
 import traceback
 from collections import defaultdict
-from typing import Any, Iterator, NamedTuple, TextIO
+from typing import Any, Callable, Iterator, NamedTuple, TextIO
 
 from sqlalchemy import Connection, Engine, Table, bindparam, func, select, type_coerce
 from sqlalchemy.types import Date, DateTime, NullType
@@ -126,25 +126,43 @@ def export_users(engine: Engine, primary_ids: list[str] | None, out: TextIO, fmt
         if hold is not None:
             hold.release()  # the second process has its snapshot (or was given up): the writers may go on
         chunks = _all_user_ids(conn) if primary_ids is None else _chunks(_resolve(conn, primary_ids))
+        write = _bytes_writer(out)
         if fmt == "xml":
-            out.write(alma_xml.USERS_HEAD)
+            write(alma_xml.USERS_HEAD)
         written = 0
         for number, ids in enumerate(chunks):
             text = second.chunk(number) if second is not None and number % 2 else None
             if text is None:  # this process's chunk, or one the second process did not make in time
                 text = _render(conn, ids, descs, fmt)
-            out.write(text)
-            out.flush()
+            write(text)
             written += len(ids)
         if fmt == "xml":
-            out.write(alma_xml.USERS_TAIL)
+            write(alma_xml.USERS_TAIL)
         return written
 
 
-def _render(conn: Connection, ids: list[int], descs: dict, fmt: str) -> str:
-    """The users `ids` as lines of the export: JSON Lines, or `<user>` elements."""
+def _render(conn: Connection, ids: list[int], descs: dict, fmt: str) -> bytes:
+    """The users `ids` as lines of the export in UTF-8: JSON Lines, or `<user>` elements."""
     documents = _documents(conn, ids, descs)
     return alma_xml.user_lines(documents) if fmt == "xml" else jsonio.dumps_lines(documents)
+
+
+def _bytes_writer(out: TextIO) -> Callable[[bytes], None]:
+    """Writes the export's UTF-8 to `out`: to the bytes beneath it when it has them (standard output, a
+    file), so a chunk is not decoded into text and encoded again (a tenth of the CPU of `export --all`,
+    BENCHMARKS.md), else as text (io.StringIO). Each piece is flushed: output comes as it is made."""
+    buffer = getattr(out, "buffer", None)
+    if buffer is None:
+        def write(data: bytes) -> None:
+            out.write(data.decode("utf-8"))
+            out.flush()
+        return write
+    out.flush()  # what was written as text before comes first
+
+    def write_bytes(data: bytes) -> None:
+        buffer.write(data)
+        buffer.flush()
+    return write_bytes
 
 
 # From this many users `export --all` is made by two processes: below it starting one costs more.
@@ -190,7 +208,7 @@ class _SecondProcess:
     """Every other chunk of `export --all` made in a second process (forked), in the same snapshot of
     the library (PostgreSQL: `pg_export_snapshot`; SQLite: begun while `_WritersHeld`), while this
     process makes the others: the export is CPU-bound in Python (reading the rows, building the
-    documents, JSON), one core each. Its chunks come back as text through a pipe (`Inbox`, two at
+    documents, JSON), one core each. Its chunks come back as UTF-8 bytes through a pipe (`Inbox`, two at
     most read ahead); this process writes all of them in order.
 
     It is only a help, waited for a bounded time: a forked process can hang for good (a fork while
@@ -247,8 +265,8 @@ class _SecondProcess:
             raise RuntimeError(f"export: {message[1]}")
         return message
 
-    def chunk(self, number: int) -> str | None:
-        """Chunk `number`'s text, made by the second process; None if it was given up."""
+    def chunk(self, number: int) -> bytes | None:
+        """Chunk `number`'s UTF-8, made by the second process; None if it was given up."""
         message = self._next(self.CHUNK_SECONDS, f"make chunk {number}")
         if message is None:
             return None

@@ -95,10 +95,10 @@ def dumps(value: Any) -> str:
         return _std_dumps(value)
 
 
-def dumps_lines(values: list) -> str:
-    """JSON Lines: one compact JSON text a value, each ended by a newline."""
+def dumps_lines(values: list) -> bytes:
+    """JSON Lines in UTF-8: one compact JSON text a value, each ended by a newline. Bytes, as they are
+    written: a chunk of an export goes as bytes from the process that makes it to the file (export.py)."""
     try:
-        return b"".join([orjson.dumps(v, default=default, option=orjson.OPT_APPEND_NEWLINE)
-                         for v in values]).decode("utf-8")
+        return b"".join([orjson.dumps(v, default=default, option=orjson.OPT_APPEND_NEWLINE) for v in values])
     except TypeError:
-        return "".join([dumps(v) + "\n" for v in values])
+        return "".join([dumps(v) + "\n" for v in values]).encode("utf-8")

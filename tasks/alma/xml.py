@@ -237,10 +237,10 @@ def write_user(document: dict, out: TextIO) -> None:
     out.write(ET.tostring(root, encoding="unicode") + "\n")
 
 
-USERS_HEAD = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<users>\n'
-USERS_TAIL = "</users>\n"
+USERS_HEAD = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<users>\n'
+USERS_TAIL = b"</users>\n"
 
 
-def user_lines(documents: list[dict]) -> str:
-    """The `<user>` elements of `<users>`, one a line."""
-    return "".join(ET.tostring(user_element(d), encoding="unicode") + "\n" for d in documents)
+def user_lines(documents: list[dict]) -> bytes:
+    """The `<user>` elements of `<users>`, one a line, in UTF-8 (without a declaration each: USERS_HEAD has it)."""
+    return b"".join(ET.tostring(user_element(d), encoding="utf-8") + b"\n" for d in documents)
