@@ -90,7 +90,7 @@ def test_after_a_problem_the_rest_of_the_file_is_still_checked_for_keys_met_twic
     records = [user(n) for n in range(1, 20)]
     records[1]["birth_date"] = "yesterday"                                # chunk 0
     records[9]["item_loan"][0]["loan_id"] = "L-c006"                      # chunk 2, first met in chunk 1
-    records[14]["item_loan"][0]["loan_id"] = "L-c009"                     # chunk 3, first met in chunk 2
+    records[14]["item_loan"][0]["loan_id"] = "L-c009"                     # chunk 4, first met in chunk 2
 
     with pytest.raises(InvalidInput) as refused:
         load_files(engine, [str(write_lines(tmp_path, records))])
@@ -102,6 +102,56 @@ def test_after_a_problem_the_rest_of_the_file_is_still_checked_for_keys_met_twic
                              "(also line 6 (primary_id 'c006') item_loan[0].loan_id)")
     assert lines[2].endswith("item_loan[0].loan_id: 'L-c009' appears twice in the file "
                              "(also line 9 (primary_id 'c009') item_loan[0].loan_id)")
+    assert count_users(engine) == 0
+
+
+class _NeverWanted:
+    """A flag nobody can set: the checking process sends every chunk without its keys, as it does
+    with those it sent before it knew of the file's first problem."""
+
+    @property
+    def value(self) -> int:
+        return 0
+
+    @value.setter
+    def value(self, _: int) -> None:
+        pass
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_keys_the_checking_process_left_out_are_found_again_for_the_message(engine, tmp_path, monkeypatch, fmt):
+    from tasks.alma.xml import USERS_HEAD, USERS_TAIL, user_lines
+
+    monkeypatch.setattr(load, "CHUNK", CHUNK)
+    monkeypatch.setattr(load, "FIRST_CHUNK", FIRST_CHUNK)
+    records = [user(n) for n in range(1, 20)]
+    records[1]["birth_date"] = "yesterday"
+    records[9]["item_loan"][0]["loan_id"] = "L-c006"
+    records[14]["item_loan"][0]["loan_id"] = "L-c009"
+    if fmt == "json":
+        path = write_lines(tmp_path, records)
+    else:
+        path = tmp_path / "users.xml"
+        path.write_bytes(USERS_HEAD + user_lines(records) + USERS_TAIL)
+
+    def refusal() -> str:
+        with pytest.raises(InvalidInput) as refused:
+            load_files(engine, [str(path)])
+        return str(refused.value)
+
+    monkeypatch.setattr(load, "PROCESS_FROM_BYTES", 10**12)
+    in_one_process = refusal()
+    real_child, real_again = load._check_in_child, load._Loader._keys_again
+    found_again: list[int] = []
+    monkeypatch.setattr(load, "_check_in_child", lambda *args: real_child(*args[:-1], _NeverWanted()))
+    monkeypatch.setattr(load._Loader, "_keys_again",
+                        lambda self, number: found_again.append(number) or real_again(self, number))
+    monkeypatch.setattr(load, "PROCESS_FROM_BYTES", 0)
+
+    assert refusal() == in_one_process
+    assert "'L-c009' appears twice in the file" in in_one_process
+    if fmt == "xml":  # the checking process checks every chunk of an XML file: each came without keys
+        assert found_again == [0, 1, 2, 3, 4, 5]  # 2 records, then 4 at a time
     assert count_users(engine) == 0
 
 

@@ -138,7 +138,7 @@ def _load_once(engine: Engine, path: str, source: Source, attach_to: str | None,
                 copy = _copies(conn)
                 if checking is not None:
                     deferred = _defer_indexes(conn)
-                chunks = (checking.results(found, in_db, copy) if checking
+                chunks = (checking.results(found, in_db, copy, keys_wanted=look_up) if checking
                           else _checked_here(source, found, in_db, copy=copy))
                 with _Writer(conn) as write:
                     for checked in chunks:
@@ -721,13 +721,14 @@ def _record_name(label: str, data: Any) -> str:
 class _Checked(NamedTuple):
     """One chunk checked: its rows (`_as_rows`; None once it has a problem: never written), its
     problems (record, where, message), the library-wide keys it holds (segment name -> key -> (record,
-    where), the first time in the chunk) and the codes met in it that the tables lack. Plain values
-    only: it goes between processes by `marshal`, several times faster than pickle for them."""
+    where), the first time in the chunk; None when the checking process left them out, as nobody
+    wanted them: `_CheckingProcess.keys_wanted`) and the codes met in it that the tables lack. Plain
+    values only: it goes between processes by `marshal`, several times faster than pickle for them."""
 
     number: int
     rows: tuple | None
     problems: list
-    keys: dict
+    keys: dict | None
     new_codes: dict
 
 
@@ -909,8 +910,14 @@ class _CheckingProcess:
         context = multiprocessing.get_context("fork")
         self.shared = source.records_of is not None
         self.counter = context.Value("q", 0) if self.shared else None
+        # Whether the writer wants each chunk's keys (segment -> key -> where met): it does when it looks
+        # them up, or once the file has a problem (then a clash with a later chunk is worded, not met
+        # by a unique index); set by either process. A file that loads has no use for them, and they
+        # were a third of what crosses (3 MB a chunk, 40 ms to dump and load).
+        self.keys_wanted = context.Value("b", 0, lock=False)
         self.pipe, child_end = context.Pipe()
-        self.process = context.Process(target=_check_in_child, args=(source, child_end, self.pipe, self.counter),
+        self.process = context.Process(target=_check_in_child,
+                                       args=(source, child_end, self.pipe, self.counter, self.keys_wanted),
                                        name="alma-load-checks", daemon=True)
         self.process.start()
         child_end.close()
@@ -931,8 +938,11 @@ class _CheckingProcess:
             raise RuntimeError(f"checking the file failed:\n{value}")
         return what, (_Checked(*value) if what == "chunk" else value)
 
-    def results(self, found: dict, in_db: dict, copy: bool) -> Iterator[_Checked]:
-        """Every chunk checked, in the file's order."""
+    def results(self, found: dict, in_db: dict, copy: bool, keys_wanted: bool) -> Iterator[_Checked]:
+        """Every chunk checked, in the file's order; the other process's without their keys (None) while
+        nobody wants them (`keys_wanted`, then the first problem)."""
+        if keys_wanted:
+            self.keys_wanted.value = 1
         self.pipe.send((found, in_db, copy))
         ready: dict[int, _Checked | InvalidInput] = {}  # by chunk number: checked, or refused there
         own = claims = None
@@ -975,6 +985,8 @@ class _CheckingProcess:
                 own = None
             else:
                 if checked is not None:
+                    if checked.problems:
+                        self.keys_wanted.value = 1
                     ready[checked.number] = checked
 
     def __enter__(self) -> "_CheckingProcess":
@@ -988,7 +1000,7 @@ class _CheckingProcess:
         self.pipe.close()
 
 
-def _check_in_child(source: Source, pipe, parent_end, counter) -> None:
+def _check_in_child(source: Source, pipe, parent_end, counter, keys_wanted) -> None:
     parent_end.close()
     claims = _Claims(counter) if counter is not None else None
     try:
@@ -996,6 +1008,10 @@ def _check_in_child(source: Source, pipe, parent_end, counter) -> None:
         with cyclic_gc_paused():
             for checked in _checked_here(source, found, in_db, claims.mine if claims else None, copy):
                 if checked is not None:
+                    if checked.problems:
+                        keys_wanted.value = 1
+                    if not keys_wanted.value:
+                        checked = checked._replace(keys=None)
                     # Version 2, without marshal's table of objects met twice: a chunk's values
                     # are nearly all met once, and dumping is a third faster without it.
                     pipe.send_bytes(marshal.dumps(("chunk", tuple(checked)), 2))
@@ -1056,10 +1072,13 @@ class _Loader:
             self.problems.add(name, where, message, number)
 
         def write(conn: Connection) -> None:
+            keys = checked.keys
+            if (self.look_up or self.problems.before(number)) and keys is None:
+                keys = self._keys_again(number)  # sent before the other process knew of the problem
             if self.look_up or self.problems.before(number):
-                self._check_against_database(conn, checked.keys, number)
+                self._check_against_database(conn, keys, number)
             if self.problems.before(number):
-                self._note_unwritten(checked.keys, number)
+                self._note_unwritten(keys, number)
                 return
             self._write_codes(conn, checked.new_codes)
             with _links_unchecked(conn, self.links):
@@ -1108,6 +1127,18 @@ class _Loader:
             aside = self.unwritten.setdefault(segment_name, {})
             for key, first in keys.items():
                 aside.setdefault(key, first)
+
+    def _keys_again(self, number: int) -> dict:
+        """Chunk `number`'s keys, the other process having sent it without them: the chunk checked
+        again here (only for a file with a problem, to word what it repeats)."""
+        found = {table: dict(codes) for table, codes in self.found.items()}  # a copy: this reading adds to it
+        source = open_source(self.path)
+        chunks = (_checked_here(source, found, {}, lambda n: n == number) if source.records_of is not None
+                  else _checked_here(source, found, {}))
+        for checked in chunks:
+            if checked is not None and checked.number == number:
+                return checked.keys
+        raise RuntimeError(f"load: chunk {number} of {self.path} is not in the file")
 
     def _word_repeats(self, repeats: list[_Repeat]) -> dict:
         """Where each key was met first: the file read again up to there (only to word a refusal)."""
