@@ -319,3 +319,31 @@ def test_a_large_load_into_an_empty_library_leaves_every_index_as_it_was(engine,
         else:  # the index built holds the rows: found through it alone
             conn.exec_driver_sql("SET enable_seqscan = off")
             assert conn.exec_driver_sql("SELECT count(*) FROM users WHERE last_name > ''").scalar() == 29
+
+
+def test_the_writing_process_leaves_the_end_of_the_file_to_the_checking_process(monkeypatch):
+    """Its own end is the index builds and the commit, which only it can do: it takes no chunk that
+    begins in the file's last bytes (load._Claims `takes_until`), judged from where the chunk it reads
+    begins when the next free chunk is further on; the checking process takes the rest."""
+    import multiprocessing
+
+    monkeypatch.setattr(load, "CHUNK", CHUNK)
+    monkeypatch.setattr(load, "FIRST_CHUNK", FIRST_CHUNK)
+
+    def begins(chunk: int) -> int:  # records of 100 bytes
+        return load._first_record(chunk) * 100
+
+    def claims() -> tuple:
+        counter = multiprocessing.get_context("fork").Value("q", 0)
+        return load._Claims(counter, takes_until=9_000), load._Claims(counter)
+
+    writer, checker = claims()  # the checking process has not begun: the writer reads every chunk
+    by_writer = {n for n in range(30) if writer.mine(n, begins(n))}
+    by_checker = {n for n in range(30) if checker.mine(n, begins(n))}
+    assert by_writer == set(range(23)) and begins(22) < 9_000 <= begins(23)
+    assert by_checker == set(range(23, 30))
+
+    writer, checker = claims()  # the checking process is ahead: chunks 0-24 are its
+    assert [n for n in range(25) if checker.mine(n, begins(n))] == list(range(25))
+    assert not writer.mine(20, begins(20))  # the next free chunk, 25, begins past 9,000 bytes
+    assert [n for n in range(25, 30) if checker.mine(n, begins(n))] == list(range(25, 30))

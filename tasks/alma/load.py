@@ -122,7 +122,7 @@ def _load_once(engine: Engine, path: str, source: Source, attach_to: str | None,
     checking = None
     if attach_to is None and _worth_a_process(path):
         # Before the transaction: the child holds no connection.
-        checking = _CheckingProcess(source)
+        checking = _CheckingProcess(source, os.path.getsize(path))
     try:
         with contextlib.ExitStack() as stack:
             if checking is not None:
@@ -156,6 +156,10 @@ def _load_once(engine: Engine, path: str, source: Source, attach_to: str | None,
         raise InvalidInput(f"{path}: the database refused the file ({detail}); nothing was loaded") from None
 
 
+# The share of a JSON Lines file (its end, in bytes) the writing process leaves to the checking one
+# (_Claims): about what the checking process checks while the writer builds the deferred indexes and
+# commits (BENCHMARKS.md, twelfth round).
+WRITER_LEAVES = 0.15
 # A file this large (about 100 users of the demo's shape) is checked in a second process; a smaller
 # one in this process, which costs less than starting another.
 PROCESS_FROM_BYTES = 256 * 1024
@@ -312,6 +316,11 @@ def _chunk_of(index: int) -> int:
     return 0 if index < first else 1 + (index - first) // CHUNK
 
 
+def _first_record(chunk: int) -> int:
+    """The index (from 0) of chunk `chunk`'s first record (`_chunk_of`)."""
+    return 0 if chunk == 0 else min(FIRST_CHUNK, CHUNK) + (chunk - 1) * CHUNK
+
+
 def _chunks(records: Iterator) -> Iterator[list]:
     chunk: list = []
     size = min(FIRST_CHUNK, CHUNK)
@@ -339,7 +348,8 @@ class Source:
     records: Iterator[tuple[str, Any]]
     sub_resource: str | None = None   # "item_loan", "fee" or "user_request"
     items: list = field(default_factory=list)
-    # JSON Lines: the records again, those of the chunks `mine` (chunk number -> bool) does not take
+    # JSON Lines: the records again, those of the chunks `mine` ((chunk number, the byte of the file
+    # its record begins at) -> bool) does not take
     # as None, their lines not parsed (two processes share the checks of one file, _CheckingProcess).
     records_of: Callable[[Callable[[int], bool]], Iterator] | None = None
 
@@ -379,16 +389,18 @@ def _first_line(path: str) -> Any:
 READ_BUFFER = 1 << 20
 
 
-def _json_lines(path: str, mine: Callable[[int], bool] | None = None) -> Iterator[tuple[str, Any] | None]:
+def _json_lines(path: str, mine: Callable[[int, int], bool] | None = None) -> Iterator[tuple[str, Any] | None]:
     with open(path, "rb", buffering=READ_BUFFER) as handle:
         count = 0  # records (non-blank lines) so far
+        offset = 0  # where the line begins in the file
         for number, raw in enumerate(handle, start=1):
+            at, offset = offset, offset + len(raw)
             if number == 1 and raw.startswith(_BOM):
                 raw = raw[3:]
             if raw.isspace() or not raw:
                 continue
             count += 1
-            if mine is not None and not mine(_chunk_of(count - 1)):
+            if mine is not None and not mine(_chunk_of(count - 1), at):
                 yield None
                 continue
             record = typed.decode(raw)
@@ -872,7 +884,7 @@ class _Checker:
         return new_codes
 
 
-def _checked_here(source: Source, found: dict, in_db: dict, mine: Callable[[int], bool] | None = None,
+def _checked_here(source: Source, found: dict, in_db: dict, mine: Callable[[int, int], bool] | None = None,
                   copy: bool = False) -> Iterator[_Checked | None]:
     """The chunks checked in this process; with `mine`, None for each chunk it does not take."""
     checker = _Checker(found, in_db, copy)
@@ -885,16 +897,28 @@ class _Claims:
     """Which process checks which chunk of a JSON Lines file: each takes the next chunk nobody has
     when it is ready for one (a counter in shared memory), so the writing process checks chunks
     whenever the checking process has none ready for it, and both finish together whatever the
-    database and the machine's load. `mine(n)` is asked for each record's chunk, in order."""
+    database and the machine's load. `mine(n, at)` is asked for each record's chunk, in order, with
+    the byte the record begins at. With `takes_until`, this process takes no chunk beginning at or
+    after that byte: the writing process leaves the file's end to the other, for its own end is the
+    index builds and the commit, which only it can do (else it checked the last chunks too, and the
+    other waited for its end with nothing to do)."""
 
-    def __init__(self, counter):
+    def __init__(self, counter, takes_until: int | None = None):
         self.counter = counter
+        self.takes_until = takes_until
         self.current = -1  # the chunk this process took last
 
-    def mine(self, number: int) -> bool:
+    def mine(self, number: int, at: int = 0) -> bool:
         if number > self.current:
+            if self.takes_until == -1:
+                return False
             with self.counter.get_lock():  # every chunk before `number` is taken: the counter is past it
-                self.current = self.counter.value
+                next_free = self.counter.value
+                # Where the next free chunk begins, from where `number` begins (records of about one size).
+                if self.takes_until is not None and at * _first_record(next_free) >= self.takes_until * max(1, _first_record(number)):
+                    self.takes_until = -1  # and every later chunk, further on
+                    return False
+                self.current = next_free
                 self.counter.value += 1
         return number == self.current
 
@@ -906,7 +930,7 @@ class _CheckingProcess:
     read ahead by a thread, and are written in the file's order (a few chunks at most wait: memory
     stays flat)."""
 
-    def __init__(self, source: Source):
+    def __init__(self, source: Source, size: int):
         context = multiprocessing.get_context("fork")
         self.shared = source.records_of is not None
         self.counter = context.Value("q", 0) if self.shared else None
@@ -922,6 +946,7 @@ class _CheckingProcess:
         self.process.start()
         child_end.close()
         self.source = source
+        self.size = size  # the file's, in bytes
         self.inbox = Inbox(self.pipe, ahead=3, name="alma-load-inbox")
 
     def _take(self, block: bool) -> tuple[str, Any] | None:
@@ -947,7 +972,7 @@ class _CheckingProcess:
         ready: dict[int, _Checked | InvalidInput] = {}  # by chunk number: checked, or refused there
         own = claims = None
         if self.shared:
-            claims = _Claims(self.counter)
+            claims = _Claims(self.counter, takes_until=int(self.size * (1 - WRITER_LEAVES)))
             own = _checked_here(self.source, found, in_db, claims.mine, copy)
         child_done, next_number = False, 0
         while True:
@@ -1133,7 +1158,7 @@ class _Loader:
         again here (only for a file with a problem, to word what it repeats)."""
         found = {table: dict(codes) for table, codes in self.found.items()}  # a copy: this reading adds to it
         source = open_source(self.path)
-        chunks = (_checked_here(source, found, {}, lambda n: n == number) if source.records_of is not None
+        chunks = (_checked_here(source, found, {}, lambda n, _at: n == number) if source.records_of is not None
                   else _checked_here(source, found, {}))
         for checked in chunks:
             if checked is not None and checked.number == number:
