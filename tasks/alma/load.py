@@ -351,7 +351,7 @@ class Source:
     # JSON Lines: the records again, those of the chunks `mine` ((chunk number, the byte of the file
     # its record begins at) -> bool) does not take
     # as None, their lines not parsed (two processes share the checks of one file, _CheckingProcess).
-    records_of: Callable[[Callable[[int], bool]], Iterator] | None = None
+    records_of: Callable[[Callable[[int, int], bool]], Iterator] | None = None
 
 
 def open_source(path: str) -> Source:
@@ -906,17 +906,19 @@ class _Claims:
     def __init__(self, counter, takes_until: int | None = None):
         self.counter = counter
         self.takes_until = takes_until
-        self.current = -1  # the chunk this process took last
+        self.current = -1     # the chunk this process took last
+        self.stopped = False  # past `takes_until`: it takes no more
 
     def mine(self, number: int, at: int = 0) -> bool:
         if number > self.current:
-            if self.takes_until == -1:
+            if self.stopped:
                 return False
             with self.counter.get_lock():  # every chunk before `number` is taken: the counter is past it
                 next_free = self.counter.value
                 # Where the next free chunk begins, from where `number` begins (records of about one size).
-                if self.takes_until is not None and at * _first_record(next_free) >= self.takes_until * max(1, _first_record(number)):
-                    self.takes_until = -1  # and every later chunk, further on
+                if (self.takes_until is not None
+                        and at * _first_record(next_free) >= self.takes_until * max(1, _first_record(number))):
+                    self.stopped = True  # every later chunk begins further on
                     return False
                 self.current = next_free
                 self.counter.value += 1
