@@ -310,20 +310,21 @@ def _defer_indexes(conn: Connection) -> list[str]:
     return [statement for _, statement in found]
 
 
-def _chunk_of(index: int) -> int:
-    """The chunk of the file's record `index` (from 0): FIRST_CHUNK records, then CHUNK at a time."""
-    first = min(FIRST_CHUNK, CHUNK)
-    return 0 if index < first else 1 + (index - first) // CHUNK
-
-
 def _first_record(chunk: int) -> int:
-    """The index (from 0) of chunk `chunk`'s first record (`_chunk_of`)."""
+    """The index (from 0) of chunk `chunk`'s first record: FIRST_CHUNK records, then CHUNK at a time."""
     return 0 if chunk == 0 else min(FIRST_CHUNK, CHUNK) + (chunk - 1) * CHUNK
 
 
+def _chunk_of(index: int) -> int:
+    """The chunk of the file's record `index` (from 0)."""
+    first = _first_record(1)
+    return 0 if index < first else 1 + (index - first) // CHUNK
+
+
 def _chunks(records: Iterator) -> Iterator[list]:
+    """`records` cut where `_chunk_of` cuts them."""
     chunk: list = []
-    size = min(FIRST_CHUNK, CHUNK)
+    size = _first_record(1)
     for record in records:
         chunk.append(record)
         if len(chunk) >= size:
@@ -1100,9 +1101,9 @@ class _Loader:
 
         def write(conn: Connection) -> None:
             keys = checked.keys
-            if (self.look_up or self.problems.before(number)) and keys is None:
-                keys = self._keys_again(number)  # sent before the other process knew of the problem
             if self.look_up or self.problems.before(number):
+                if keys is None:  # sent before the other process knew of the problem
+                    keys = self._keys_again(number)
                 self._check_against_database(conn, keys, number)
             if self.problems.before(number):
                 self._note_unwritten(keys, number)
@@ -1155,15 +1156,21 @@ class _Loader:
             for key, first in keys.items():
                 aside.setdefault(key, first)
 
-    def _keys_again(self, number: int) -> dict:
-        """Chunk `number`'s keys, the other process having sent it without them: the chunk checked
-        again here (only for a file with a problem, to word what it repeats)."""
+    def _checked_again(self, only: int | None = None) -> Iterator[_Checked]:
+        """The file's chunks checked again here, only to word a refusal; with `only`, that chunk
+        alone is checked where the file's kind allows (JSON Lines), the others skipped unparsed."""
         found = {table: dict(codes) for table, codes in self.found.items()}  # a copy: this reading adds to it
         source = open_source(self.path)
-        chunks = (_checked_here(source, found, {}, lambda n, _at: n == number) if source.records_of is not None
-                  else _checked_here(source, found, {}))
-        for checked in chunks:
-            if checked is not None and checked.number == number:
+        mine = None if only is None or source.records_of is None else (lambda n, _at: n == only)
+        for checked in _checked_here(source, found, {}, mine):
+            if checked is not None:
+                yield checked
+
+    def _keys_again(self, number: int) -> dict:
+        """Chunk `number`'s keys, the other process having sent it without them (only for a file with
+        a problem, to word what it repeats)."""
+        for checked in self._checked_again(only=number):
+            if checked.number == number:
                 return checked.keys
         raise RuntimeError(f"load: chunk {number} of {self.path} is not in the file")
 
@@ -1172,8 +1179,7 @@ class _Loader:
         wanted = {(r.segment, r.key) for r in repeats}
         first: dict[tuple, tuple] = {}
         last_chunk = max(r.chunk for r in repeats)
-        found = {table: dict(codes) for table, codes in self.found.items()}  # a copy: this reading adds to it
-        for checked in _checked_here(open_source(self.path), found, {}):
+        for checked in self._checked_again():
             if checked.number > last_chunk:
                 break
             for segment_name, keys in checked.keys.items():
