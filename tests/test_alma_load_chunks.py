@@ -347,3 +347,43 @@ def test_the_writing_process_leaves_the_end_of_the_file_to_the_checking_process(
     assert [n for n in range(25) if checker.mine(n, begins(n))] == list(range(25))
     assert not writer.mine(20, begins(20))  # the next free chunk, 25, begins past 9,000 bytes
     assert [n for n in range(25, 30) if checker.mine(n, begins(n))] == list(range(25, 30))
+
+
+def test_the_indexes_are_built_while_the_writer_waits_for_the_last_chunks(engine, tmp_path, monkeypatch):
+    """The writer builds the dropped indexes when it has nothing of its own left to check and would
+    wait for the checking process (load._build_indexes): before the last chunks' rows, which then
+    keep the indexes up to date as they are written. Every index holds exactly its table's rows."""
+    import os
+    import time
+
+    monkeypatch.setattr(load, "CHUNK", CHUNK)
+    monkeypatch.setattr(load, "FIRST_CHUNK", FIRST_CHUNK)
+    monkeypatch.setattr(load, "PROCESS_FROM_BYTES", 0)
+    writer = os.getpid()
+    check = load._Checker.check
+
+    def slow_in_the_checking_process(self, number, records):
+        if os.getpid() != writer and number >= 8:
+            time.sleep(0.3)  # the last chunks are the checking process's: the writer waits for them
+        return check(self, number, records)
+
+    monkeypatch.setattr(load._Checker, "check", slow_in_the_checking_process)
+    steps = []
+    insert_rows, build_indexes = load._insert_rows, load._build_indexes
+    monkeypatch.setattr(load, "_insert_rows", lambda conn, rows, parents, counts: (
+        parents is None and steps.append("chunk"), insert_rows(conn, rows, parents, counts)))
+    monkeypatch.setattr(load, "_build_indexes", lambda conn, statements: (
+        statements and steps.append("indexes"), build_indexes(conn, statements)))
+    before = _indexes(engine)
+
+    load_files(engine, [str(write_lines(tmp_path, [user(n) for n in range(1, 42)]))])
+
+    assert steps.count("indexes") == 1 and steps.count("chunk") == 11
+    assert 0 < steps.index("indexes") < len(steps) - 1  # after the first chunk, before the last
+    assert _indexes(engine) == before and count_users(engine) == 41
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        else:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            assert conn.exec_driver_sql("SELECT count(*) FROM loans WHERE loan_status = 'ACTIVE'").scalar() == 41
