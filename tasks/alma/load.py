@@ -597,21 +597,26 @@ def _typed_keys(shape: Any, rows: list, name: str, new_keys: dict, keys: list) -
     if shape.per_user and len(rows) > 1:  # one item cannot repeat within its user
         if len({tuple([row[p] or "" for p in shape.per_user]) for row in rows}) < len(rows):
             raise Slow
-    if not shape.unique:
+    unique = shape.unique
+    if not unique:
         return
-    met = new_keys.setdefault(shape.name, {})
-    if len(shape.unique) == 1:
-        (at,) = shape.unique
+    met = new_keys.get(shape.name)
+    if met is None:
+        met = new_keys[shape.name] = {}
+    if len(unique) == 1:
+        (at,) = unique
         found = [(row[at] or "",) for row in rows]
     else:
-        found = [tuple([row[p] or "" for p in shape.unique]) for row in rows]
-    if len(set(found)) < len(found) or any(key in met for key in found):
+        found = [tuple([row[p] or "" for p in unique]) for row in rows]
+    if not met.keys().isdisjoint(found) or len(found) > 1 and len(set(found)) < len(found):
         raise Slow
     # Where a key was met, as format.py's checks note it: (record, path, index); (record, where) for a
     # list checked item by item (a fee's).
     path = shape.segment.path
-    item_by_item = checked_item_by_item(shape.segment)
-    keys += [(met, key, (name, f"{path}[{i}]") if item_by_item else (name, path, i)) for i, key in enumerate(found)]
+    if shape.item_by_item:
+        keys += [(met, key, (name, f"{path}[{i}]")) for i, key in enumerate(found)]
+    else:
+        keys += [(met, key, (name, path, i)) for i, key in enumerate(found)]
 
 
 class _Problems:

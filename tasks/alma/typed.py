@@ -20,7 +20,7 @@ import msgspec
 
 from tasks.alma.format import (
     BOOL, CHOICE, CODE, CODE_MAX_LENGTH, CODES, CONTACT_INFO, DATE, MONEY, REF, SEGMENTS, TEXT, TIME,
-    USER_PLAN, Bad, Plan, Segment, _base64, _money, item_columns, plan_for, unique_columns,
+    USER_PLAN, Bad, Plan, Segment, _base64, _money, checked_item_by_item, item_columns, plan_for, unique_columns,
     DATE_CHECKED, DATE_SHAPE, DATE_STORED, TIME_CHECKED, TIME_SHAPE, TIME_STORED,
 )
 
@@ -76,6 +76,7 @@ class _Shape:
         self.columns = item_columns(plan)
         self.unique = tuple(self.columns.index(c) for c in unique_columns(segment)) if segment else ()
         self.per_user = tuple(self.columns.index(c) for c in unique_columns(segment, True)) if segment else ()
+        self.item_by_item = segment is not None and checked_item_by_item(segment)  # how its keys' places read
         lists = list(lists) + [(c.name, Optional[list[c.struct]]) for c in children]
         self.struct = _struct(f"Typed_{self.name}", plan, lists)
         self.row = _compile_row(self)
