@@ -1444,24 +1444,26 @@ def _copy_lines(table: Table, columns: tuple):
     make = _COPY_LINES.get(key)
     if make is not None:
         return make
+    # Each line one f-string, built in one piece (joining the values with `+` made a string per
+    # step); an f-string's expressions may hold no backslash before Python 3.12, so the escapes are names.
     parts = []
     for n, name in enumerate(columns):
         kind = table.c[name].type
         v = f"r[{n}]"
         if isinstance(kind, Boolean):
-            parts.append(f"('\\\\N' if (v{n} := {v}) is None else 't' if v{n} else 'f')")
+            parts.append(f"NULL if (v{n} := {v}) is None else 't' if v{n} else 'f'")
         elif isinstance(kind, LargeBinary):
-            parts.append(f"('\\\\N' if (v{n} := {v}) is None else '\\\\\\\\x' + v{n}.hex())")
+            parts.append(f"NULL if (v{n} := {v}) is None else HEX + v{n}.hex()")
         elif isinstance(kind, (Integer, BigInteger)):
-            parts.append(f"('\\\\N' if (v{n} := {v}) is None else str(v{n}))")
+            parts.append(f"NULL if (v{n} := {v}) is None else v{n}")
         else:  # text, and dates and times as their stored text
             # isprintable is false for a tab, newline or carriage return (and a few rarer characters,
             # escaped as they are): two C calls, cheaper than a regular expression's search per value.
-            parts.append(f"('\\\\N' if (v{n} := {v}) is None else v{n} if v{n}.isprintable() and '\\\\' not in v{n} "
-                         f"else _escape(v{n}))")
-    source = ("def copy_lines(rows):\n"
-              "    return [" + " + '\\t' + ".join(parts) + " + '\\n' for r in rows]\n")
-    env = {"_escape": _copy_escape}
+            parts.append(f"NULL if (v{n} := {v}) is None else v{n} if v{n}.isprintable() and BACKSLASH not in v{n} "
+                         f"else _escape(v{n})")
+    line = "\\t".join("{" + part + "}" for part in parts)
+    source = f'def copy_lines(rows):\n    return [f"{line}\\n" for r in rows]\n'
+    env = {"_escape": _copy_escape, "NULL": "\\N", "HEX": "\\\\x", "BACKSLASH": "\\"}
     exec(compile(source, f"<copy {table.name}>", "exec"), env)  # noqa: S102 - generated from the schema
     make = _COPY_LINES[key] = env["copy_lines"]
     return make
