@@ -89,7 +89,9 @@ def _shape(segment: Segment) -> _Shape:
 def decode(raw: bytes) -> Any:
     """The record of a JSON line as typed objects, or None when it is not of the plain shape (or not
     JSON at all: format.py's reading words that)."""
-    if b"\\u0000" in raw:  # the one text no check of msgspec refuses that format.py does
+    # \u0000 is the one text no check of msgspec refuses that format.py does. Most lines hold no
+    # backslash at all: looking for one byte first is a third of the cost of looking for six.
+    if b"\\" in raw and b"\\u0000" in raw:
         return None
     try:
         return _DECODER.decode(raw)
