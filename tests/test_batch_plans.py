@@ -1,7 +1,7 @@
-"""How PostgreSQL plans a batch's statements: through the tables' indexes, for that batch only. With a
-batch's thousands of ids as one array the planner took whole-table reads for cheaper than the index
-probes, and at 1,000,000 users they made a purge one and a half times slower (BENCHMARKS.md,
-thirteenth round)."""
+"""How PostgreSQL plans the statements of a purge or waive batch and of `policy set`: through the tables'
+indexes, for that transaction only (tasks/db/engine.plan_by_ids). With a batch's thousands of ids as
+one array the planner took whole-table reads for cheaper than the index probes, and at 1,000,000 users
+they made a purge one and a half times slower (BENCHMARKS.md, "Library scale, eighth round")."""
 from __future__ import annotations
 
 import datetime as dt
@@ -64,4 +64,17 @@ def test_a_waive_batch_reaches_its_rows_through_the_indexes(engine, cli, setting
     assert code == 0, err
     assert json.loads(out)["fines_waived"] == 3
     assert set(settings_seen["INSERT INTO fee_transactions"]) == {"off"}
+    assert _seqscan(engine) == "on"
+
+
+def test_a_stricter_policy_reaches_earlier_purged_users_through_the_indexes(engine, cli, settings_seen):
+    assert cli("policy", "set", "keep-fully-reportable")[0] == 0
+    add_user(engine, "gone", purge_date=dt.date(2026, 1, 15))
+    assert cli("purge", "--as-of", "2026-12-20", "--confirm")[0] == 0
+    settings_seen.clear()
+
+    code, out, err = cli("policy", "set", "keep-statistics-remove-id")
+
+    assert code == 0, err
+    assert settings_seen["DELETE FROM user_phones"] == ["off"]
     assert _seqscan(engine) == "on"

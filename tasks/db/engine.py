@@ -234,6 +234,18 @@ def write_transaction(engine: Engine | None = None, sqlite_foreign_keys: bool = 
                 conn.invalidate()   # never back to the pool without its checks
 
 
+def plan_by_ids(conn: Connection) -> None:
+    """For the rest of this transaction, PostgreSQL reaches rows through the tables' indexes: for a
+    writer whose statements each take a list of thousands of ids (a job's batch, `policy set`'s chunks
+    of earlier-purged users), a fraction of every table. With 5,000 ids as one array the planner took
+    a whole table's sequential scan for cheaper than 5,000 index probes: at 1,000,000 users a purge
+    batch's delete of its users' phones read all 950,000 of them, 72-112 ms against 5 ms through the
+    index (BENCHMARKS.md, "Library scale, eighth round"). A table with no usable index is still read
+    whole; the setting ends with the transaction."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+
+
 @contextlib.contextmanager
 def read_snapshot(engine: Engine, imported: str | None = None) -> Iterator[Connection]:
     """A read transaction that sees the database as it was at one moment, taken at once: SQLite's read

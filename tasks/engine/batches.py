@@ -15,7 +15,7 @@ from prefect.futures import as_completed
 from prefect.tasks import exponential_backoff
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from tasks.db.engine import get_engine, mask_secrets, write_transaction
+from tasks.db.engine import get_engine, mask_secrets, plan_by_ids, write_transaction
 from tasks.engine import progress
 from tasks.engine.definition import JobDefinition, JobRun
 from tasks.engine.parameters import JobParameters
@@ -106,24 +106,13 @@ def recheck(job: JobDefinition, selected: pd.DataFrame, current: pd.DataFrame) -
     return still[still[job.key].isin(ok)], changed
 
 
-def _by_the_batch_ids(conn) -> None:
-    """PostgreSQL plans the batch's statements to reach its rows through the tables' indexes, for the
-    rest of the batch's transaction. With a batch's 5,000 ids as one array the planner took a whole
-    table's sequential scan for cheaper than 5,000 index probes: at 1,000,000 users a purge batch's
-    delete of its users' phones read all 950,000 of them, 72-112 ms against 5 ms through the index
-    (BENCHMARKS.md, thirteenth round). A batch touches a fraction of every table by design, so no
-    whole-table read is ever the better plan; a table with no usable index is still read whole."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-
-
 @task(name="apply-batch", task_run_name="{job.name}-batch-{number}", cache_policy=NO_CACHE,
       retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1), retry_jitter_factor=0.5,
       retry_condition_fn=_retry_transient)
 def apply_batch(job: JobDefinition, run: JobRun, parameters: JobParameters, number: int, selected: pd.DataFrame) -> BatchResult:
     keys = list(pd.unique(selected[job.key]))
     with write_transaction(get_engine(run.database_url)) as conn:
-        _by_the_batch_ids(conn)
+        plan_by_ids(conn)
         job.lock(conn, selected)
         current = decide_all(job, conn, parameters, run, keys)
         applicable, changed = recheck(job, selected, current)

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from tasks.db.engine import write_transaction
+from tasks.db.engine import plan_by_ids, write_transaction
 from tasks.errors import InvalidInput
 from tasks.library.settings import get_setting, put_setting
 from tasks.db.sql import sql_for
@@ -129,6 +129,7 @@ def set_policy(engine: Engine, level: str) -> int:
     Returns how many earlier-purged users it reached (those kept under a looser level)."""
     check_level(level)
     with write_transaction(engine) as conn:
+        plan_by_ids(conn)
         conn.execute(advisory_lock(POLICY_LOCK_KEY)).all()
         previous = current_policy(conn)
         put_setting(conn, SETTING, level)
